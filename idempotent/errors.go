@@ -1,0 +1,78 @@
+package idempotent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors callers branch on with errors.Is. The apigw package maps each to an HTTP answer.
+var (
+	// ErrMissingKey: the route requires an idempotency key and the request has none (HTTP 400).
+	ErrMissingKey = errors.New("idempotent: idempotency key required")
+	// ErrInvalidKey: the key breaks the key grammar (HTTP 400). The error is a *KeyError.
+	ErrInvalidKey = errors.New("idempotent: invalid idempotency key")
+	// ErrInProgress: another invocation holds the key and its lease has not ended (HTTP 409). The error is an
+	// *InProgressError carrying the lease end.
+	ErrInProgress = errors.New("idempotent: a request with this key is in progress")
+	// ErrPayloadMismatch: the key was used with another payload within retention (HTTP 422).
+	ErrPayloadMismatch = errors.New("idempotent: idempotency key reused with a different payload")
+	// ErrOutcomeUnknown: under LeaseRefuse, the invocation that held the key ended without completing or releasing
+	// it, so whether its side effects happened is unknown (HTTP 409, not retryable with this key).
+	ErrOutcomeUnknown = errors.New("idempotent: outcome of the earlier request with this key is unknown")
+	// ErrRecordChanged: the record changed between two store calls. Stores return it from Claim when the
+	// conflicting record vanished before it could be read; the engine retries a bounded number of times.
+	ErrRecordChanged = errors.New("idempotent: record changed concurrently")
+	// ErrFenced: Complete or Release was called by an invocation that no longer holds the claim.
+	ErrFenced = errors.New("idempotent: claim is not held by this invocation")
+	// ErrUnsupportedEffect: the store cannot commit an effect of this type atomically with the completion.
+	ErrUnsupportedEffect = errors.New("idempotent: effect type not supported by this store")
+	// ErrEffectFailed: an effect's own condition failed, so neither the effects nor the completion were written.
+	// The claim is released so a retry runs the handler again.
+	ErrEffectFailed = errors.New("idempotent: effect condition failed; nothing was committed")
+)
+
+// KeyError describes why a key is invalid. It wraps ErrInvalidKey.
+type KeyError struct {
+	// Reason is a short, client-safe explanation such as "longer than 255 characters".
+	Reason string
+}
+
+func (e *KeyError) Error() string { return "idempotent: invalid idempotency key: " + e.Reason }
+
+// Unwrap returns ErrInvalidKey.
+func (e *KeyError) Unwrap() error { return ErrInvalidKey }
+
+// InProgressError is returned while another invocation holds the key. It wraps ErrInProgress.
+type InProgressError struct {
+	// LeaseEnd is when the holder's lease ends; after it the key may be claimed again (LeaseReRun).
+	LeaseEnd time.Time
+	// RetryAfter is the time left until LeaseEnd, rounded up to whole seconds and at least one second.
+	RetryAfter time.Duration
+}
+
+func (e *InProgressError) Error() string {
+	return fmt.Sprintf("idempotent: a request with this key is in progress; retry after %s", e.RetryAfter)
+}
+
+// Unwrap returns ErrInProgress.
+func (e *InProgressError) Unwrap() error { return ErrInProgress }
+
+// StoreError reports a failed Store call. Op is "claim", "complete", "release" or "get".
+type StoreError struct {
+	Op  string
+	Err error
+}
+
+func (e *StoreError) Error() string { return "idempotent: store " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the store's error.
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// retryAfter rounds d up to whole seconds, with a floor of one second, as HTTP Retry-After needs.
+func retryAfter(d time.Duration) time.Duration {
+	if d < time.Second {
+		return time.Second
+	}
+	return ((d + time.Second - 1) / time.Second) * time.Second
+}

@@ -1,0 +1,344 @@
+package idempotent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Engine runs handlers at most once per idempotency key. Create one per function at init time with New and share
+// it across invocations; it is safe for concurrent use.
+type Engine struct {
+	store  Store
+	cfg    config
+	logger *slog.Logger
+	cache  *recordCache
+}
+
+// New returns an Engine that keeps its records in store. store may be nil only when idempotency is disabled
+// (WithDisabled(true) or IDEMPOTENCY_DISABLED).
+func New(store Store, opts ...Option) *Engine {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if store == nil && !cfg.disabled {
+		panic("idempotent: New needs a Store")
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Engine{store: store, cfg: cfg, logger: logger, cache: newRecordCache(cfg.cacheSize, cfg.cacheTTL)}
+}
+
+// Disabled reports whether idempotency is switched off for this engine.
+func (e *Engine) Disabled() bool { return e.cfg.disabled }
+
+// Now returns the engine clock's time. Adapters use it so that Retry-After agrees with the engine.
+func (e *Engine) Now() time.Time { return e.cfg.clock.Now() }
+
+// Request is what an adapter extracts from an event before the engine decides.
+type Request struct {
+	// Key is the client's idempotency key as received; empty when absent.
+	Key string
+	// KeyOptional lets a request without a key run the handler with no idempotency (OutcomePassThrough). When
+	// false, a missing key is ErrMissingKey.
+	KeyOptional bool
+	// Scope binds the key to a caller and an operation.
+	Scope Scope
+	// Fingerprint identifies the payload (see Fingerprint). A duplicate with another fingerprint is refused.
+	Fingerprint string
+}
+
+// Codec turns a handler's result into the bytes a record keeps, and back for replays. Replays must be faithful:
+// Decode(Encode(v)) must answer exactly as v would.
+type Codec[Out any] interface {
+	Encode(Out) ([]byte, error)
+	Decode([]byte) (Out, error)
+}
+
+// JSONCodec encodes results with encoding/json.
+type JSONCodec[Out any] struct{}
+
+// Encode marshals v as JSON.
+func (JSONCodec[Out]) Encode(v Out) ([]byte, error) { return json.Marshal(v) }
+
+// Decode unmarshals JSON into a new Out.
+func (JSONCodec[Out]) Decode(b []byte) (Out, error) {
+	var v Out
+	err := json.Unmarshal(b, &v)
+	return v, err
+}
+
+// Spec tells the engine how to record one handler type's results.
+type Spec[Out any] struct {
+	// Codec encodes results for the store. Nil means JSONCodec.
+	Codec Codec[Out]
+	// Record decides whether a successful result is recorded for replay. When it returns false the claim is
+	// released, so the same key can be used again (for example after a 400 the client corrects). Nil records every
+	// result. Handler errors and panics are never recorded.
+	Record func(Out) bool
+}
+
+// Result is the answer of Run.
+type Result[Out any] struct {
+	// Value is the handler's result, or the recorded one when Outcome is OutcomeReplayed.
+	Value Out
+	// Outcome is OutcomeExecuted, OutcomeReplayed or OutcomePassThrough.
+	Outcome Outcome
+}
+
+// Replayed reports whether Value was replayed from a record.
+func (r Result[Out]) Replayed() bool { return r.Outcome == OutcomeReplayed }
+
+// Run executes fn at most once for req's key within the retention period and answers duplicates from the record.
+//
+// The errors it returns itself, to branch on with errors.Is: ErrMissingKey, ErrInvalidKey (*KeyError),
+// ErrInProgress (*InProgressError), ErrPayloadMismatch, ErrOutcomeUnknown, ErrEffectFailed and *StoreError. Any
+// other error is fn's own, returned unchanged; the claim is then released so a retry runs fn again. A panic in fn
+// releases the claim and is re-raised.
+func Run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error)) (Result[Out], error) {
+	if spec.Codec == nil {
+		spec.Codec = JSONCodec[Out]{}
+	}
+	start := e.cfg.clock.Now()
+	ev := Event{}
+	defer func() {
+		ev.Duration = e.cfg.clock.Now().Sub(start)
+		e.observe(ctx, ev)
+	}()
+	res, err := run(ctx, e, req, spec, fn, &ev)
+	ev.Err = err
+	return res, err
+}
+
+func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error), ev *Event) (Result[Out], error) {
+	var zero Result[Out]
+	if e.cfg.disabled || (req.Key == "" && req.KeyOptional) {
+		ev.Outcome = OutcomePassThrough
+		v, err := fn(ctx)
+		return Result[Out]{Value: v, Outcome: OutcomePassThrough}, err
+	}
+	if req.Key == "" {
+		ev.Outcome = OutcomeMissingKey
+		return zero, ErrMissingKey
+	}
+	if err := ValidateKey(req.Key); err != nil {
+		ev.Outcome = OutcomeInvalidKey
+		return zero, err
+	}
+	id := req.Scope.ID(req.Key)
+	ev.ID = id
+
+	if rec := e.cache.get(id, e.cfg.clock.Now()); rec != nil {
+		return decideDuplicate(e, rec, req.Fingerprint, spec, e.cfg.clock.Now(), ev)
+	}
+
+	takeover := e.cfg.leasePolicy == LeaseReRun
+	for range e.cfg.maxAttempts {
+		now := e.cfg.clock.Now()
+		rec := Record{
+			ID:          id,
+			Status:      StatusInProgress,
+			Fingerprint: req.Fingerprint,
+			Owner:       newOwnerToken(),
+			LeaseEnd:    e.leaseEnd(ctx, now),
+			ExpiresAt:   now.Add(e.cfg.retention),
+		}
+		existing, err := e.store.Claim(ctx, Claim{Record: rec, Now: now, Takeover: takeover})
+		switch {
+		case errors.Is(err, ErrRecordChanged):
+			continue
+		case err != nil:
+			ev.Outcome = OutcomeStoreError
+			return zero, &StoreError{Op: "claim", Err: err}
+		case existing == nil:
+			ev.Outcome = OutcomeExecuted
+			return execute(ctx, e, req, rec, spec, fn, ev)
+		case existing.Claimable(now, takeover):
+			// The store judged the record live at a slightly different instant; claim again.
+			continue
+		default:
+			return decideDuplicate(e, existing, req.Fingerprint, spec, now, ev)
+		}
+	}
+	ev.Outcome = OutcomeStoreError
+	return zero, &StoreError{Op: "claim", Err: fmt.Errorf("%w %d times in a row", ErrRecordChanged, e.cfg.maxAttempts)}
+}
+
+// decideDuplicate answers a request whose key is held by a live record.
+func decideDuplicate[Out any](e *Engine, rec *Record, fingerprint string, spec Spec[Out], now time.Time, ev *Event) (Result[Out], error) {
+	var zero Result[Out]
+	if rec.Fingerprint != fingerprint {
+		ev.Outcome = OutcomeMismatch
+		return zero, ErrPayloadMismatch
+	}
+	if rec.Status == StatusCompleted {
+		v, err := spec.Codec.Decode(rec.Response)
+		if err != nil {
+			ev.Outcome = OutcomeStoreError
+			return zero, &StoreError{Op: "decode", Err: err}
+		}
+		e.cache.put(rec, now)
+		ev.Outcome = OutcomeReplayed
+		return Result[Out]{Value: v, Outcome: OutcomeReplayed}, nil
+	}
+	if rec.LeaseEnded(now) {
+		ev.Outcome = OutcomeUnknown
+		return zero, ErrOutcomeUnknown
+	}
+	ev.Outcome = OutcomeInProgress
+	return zero, &InProgressError{LeaseEnd: rec.LeaseEnd, RetryAfter: retryAfter(rec.LeaseEnd.Sub(now))}
+}
+
+// execute runs fn under the claim rec and records or releases the outcome.
+func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, spec Spec[Out], fn func(context.Context) (Out, error), ev *Event) (Result[Out], error) {
+	var zero Result[Out]
+	inv := &invocation{Invocation: Invocation{ID: rec.ID, Scope: req.Scope}}
+	hctx := context.WithValue(ctx, invocationKey{}, inv)
+
+	out, err := func() (out Out, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				inv.takeEffects()
+				ev.StoreErr = e.release(ctx, rec)
+				panic(p)
+			}
+		}()
+		return fn(hctx)
+	}()
+	effects := inv.takeEffects()
+	if err != nil {
+		ev.StoreErr = e.release(ctx, rec)
+		return Result[Out]{Value: out, Outcome: OutcomeExecuted}, err
+	}
+	if spec.Record != nil && !spec.Record(out) {
+		if len(effects) > 0 {
+			// The handler asked for writes that only commit with a recorded response; there is none to commit them
+			// with, so they are dropped and the request fails rather than pretending they happened.
+			ev.StoreErr = e.release(ctx, rec)
+			return zero, &StoreError{Op: "complete", Err: fmt.Errorf("%d effects added to a response the record policy does not record", len(effects))}
+		}
+		ev.StoreErr = e.release(ctx, rec)
+		return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
+	}
+
+	data, err := spec.Codec.Encode(out)
+	if err != nil {
+		err = fmt.Errorf("encode response: %w", err)
+		if len(effects) > 0 {
+			ev.StoreErr = e.release(ctx, rec)
+			return zero, &StoreError{Op: "complete", Err: err}
+		}
+		// The handler's side effects happened; its response is true. Keep the claim until the lease ends rather
+		// than releasing it and inviting a second execution.
+		ev.StoreErr = &StoreError{Op: "complete", Err: err}
+		return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
+	}
+	now := e.cfg.clock.Now()
+	done := rec
+	done.Status = StatusCompleted
+	done.Response = data
+	done.LeaseEnd = time.Time{}
+	done.ExpiresAt = now.Add(e.cfg.retention)
+
+	if err := e.complete(ctx, done, effects); err != nil {
+		switch {
+		case errors.Is(err, ErrEffectFailed):
+			// Nothing was committed: free the key so a retry runs the handler again.
+			ev.StoreErr = e.release(ctx, rec)
+			return zero, err
+		case len(effects) > 0:
+			// The effects may or may not have committed. Releasing is safe (it is fenced and fails if the
+			// completion did commit) and lets a retry re-run a handler whose writes are conditional.
+			if rerr := e.release(ctx, rec); rerr != nil {
+				ev.StoreErr = rerr
+			}
+			return zero, &StoreError{Op: "complete", Err: err}
+		default:
+			ev.StoreErr = &StoreError{Op: "complete", Err: err}
+			return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
+		}
+	}
+	ev.Recorded = true
+	e.cache.put(&done, now)
+	return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
+}
+
+// complete records rec, retrying transient store failures within the completion budget. The budget ignores the
+// request context's cancellation (the handler's work is done and must be recorded) but not its deadline.
+func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) error {
+	cctx, cancel := e.detached(ctx)
+	defer cancel()
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := e.store.Complete(cctx, rec, effects)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrFenced) && attempt > 1 {
+			// An earlier attempt may have committed before its answer was lost; if the record is ours and
+			// COMPLETED, it did.
+			if got, gerr := e.store.Get(cctx, rec.ID, e.cfg.clock.Now()); gerr == nil && got != nil &&
+				got.Status == StatusCompleted && got.Owner == rec.Owner {
+				return nil
+			}
+		}
+		if errors.Is(err, ErrFenced) || errors.Is(err, ErrEffectFailed) || errors.Is(err, ErrUnsupportedEffect) {
+			return err
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-cctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		backoff *= 2
+	}
+}
+
+// release frees the claim after a handler error, a panic or an unrecorded response. A failure is returned for
+// logging only: the key then stays claimed until its lease ends, which is safe.
+func (e *Engine) release(ctx context.Context, rec Record) error {
+	rctx, cancel := e.detached(ctx)
+	defer cancel()
+	if err := e.store.Release(rctx, rec.ID, rec.Owner); err != nil {
+		return &StoreError{Op: "release", Err: err}
+	}
+	return nil
+}
+
+// detached returns a context that survives ctx's cancellation, bounded by the completion timeout and by ctx's
+// deadline when it has one.
+func (e *Engine) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	budget := e.cfg.completeTime
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < budget {
+			budget = max(left, 100*time.Millisecond)
+		}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), budget)
+}
+
+// leaseEnd is when a claim made at now stops protecting its key: the invocation's deadline (Lambda's remaining
+// time) plus the margin, or the default lease when the context has no deadline. The remaining time is measured on
+// the wall clock and added to the engine clock, so an injected clock stays consistent.
+func (e *Engine) leaseEnd(ctx context.Context, now time.Time) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return now.Add(max(time.Until(dl), 0) + e.cfg.leaseMargin)
+	}
+	return now.Add(e.cfg.lease)
+}
+
+func newOwnerToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}

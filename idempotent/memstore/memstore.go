@@ -1,0 +1,105 @@
+// Package memstore is an in-memory idempotent.Store with the same semantics as the DynamoDB store: conditional
+// claims judged at the caller's instant, expired records treated as absent, and completion and release fenced by
+// the owner token. Use it in tests and for local runs of a single process; records do not survive the process.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/idemkit/idemkit/idempotent"
+)
+
+// Store keeps records in a map guarded by a mutex. The zero value is not usable; call New.
+type Store struct {
+	mu      sync.Mutex
+	records map[string]idempotent.Record
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{records: make(map[string]idempotent.Record)}
+}
+
+var _ idempotent.Store = (*Store)(nil)
+
+// Claim implements idempotent.Store.
+func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.records[c.Record.ID]; ok && !old.Claimable(c.Now, c.Takeover) {
+		return clone(old), nil
+	}
+	rec := c.Record
+	rec.Status = idempotent.StatusInProgress
+	rec.Response = nil
+	s.records[rec.ID] = rec
+	return nil, nil
+}
+
+// Complete implements idempotent.Store. The in-memory store cannot commit foreign writes atomically, so any effect
+// is refused with idempotent.ErrUnsupportedEffect.
+func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(effects) > 0 {
+		return fmt.Errorf("memstore: %w: %T", idempotent.ErrUnsupportedEffect, effects[0])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.records[rec.ID]
+	if !ok || old.Status != idempotent.StatusInProgress || old.Owner != rec.Owner {
+		return fmt.Errorf("memstore: complete %s: %w", rec.ID, idempotent.ErrFenced)
+	}
+	rec.Status = idempotent.StatusCompleted
+	rec.Response = append([]byte(nil), rec.Response...)
+	s.records[rec.ID] = rec
+	return nil
+}
+
+// Release implements idempotent.Store.
+func (s *Store) Release(ctx context.Context, id, owner string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.records[id]
+	if !ok || old.Status != idempotent.StatusInProgress || old.Owner != owner {
+		return fmt.Errorf("memstore: release %s: %w", id, idempotent.ErrFenced)
+	}
+	delete(s.records, id)
+	return nil
+}
+
+// Get implements idempotent.Store.
+func (s *Store) Get(ctx context.Context, id string, now time.Time) (*idempotent.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.records[id]
+	if !ok || rec.Expired(now) {
+		return nil, nil
+	}
+	return clone(rec), nil
+}
+
+// Len returns the number of records held, expired ones included (like a DynamoDB table before its TTL sweep).
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.records)
+}
+
+func clone(r idempotent.Record) *idempotent.Record {
+	r.Response = append([]byte(nil), r.Response...)
+	return &r
+}

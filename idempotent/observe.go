@@ -1,0 +1,195 @@
+package idempotent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Outcome is what the engine did with one request.
+type Outcome uint8
+
+const (
+	// OutcomeExecuted: the key was claimed and the handler ran.
+	OutcomeExecuted Outcome = iota + 1
+	// OutcomeReplayed: a recorded response was returned; the handler did not run.
+	OutcomeReplayed
+	// OutcomeInProgress: another invocation holds the key (ErrInProgress).
+	OutcomeInProgress
+	// OutcomeMismatch: the key was reused with another payload (ErrPayloadMismatch).
+	OutcomeMismatch
+	// OutcomeMissingKey: a required key was absent (ErrMissingKey).
+	OutcomeMissingKey
+	// OutcomeInvalidKey: the key broke the grammar (ErrInvalidKey).
+	OutcomeInvalidKey
+	// OutcomeStoreError: the store failed before the claim, so the handler did not run.
+	OutcomeStoreError
+	// OutcomeUnknown: the earlier claim's lease ended under LeaseRefuse (ErrOutcomeUnknown).
+	OutcomeUnknown
+	// OutcomePassThrough: no idempotency applied (optional key absent, or idempotency disabled); the handler ran.
+	OutcomePassThrough
+)
+
+var outcomeNames = [...]string{
+	OutcomeExecuted:    "executed",
+	OutcomeReplayed:    "replayed",
+	OutcomeInProgress:  "in_progress",
+	OutcomeMismatch:    "mismatch",
+	OutcomeMissingKey:  "missing_key",
+	OutcomeInvalidKey:  "invalid_key",
+	OutcomeStoreError:  "store_error",
+	OutcomeUnknown:     "outcome_unknown",
+	OutcomePassThrough: "pass_through",
+}
+
+// String returns the metric name of o, such as "executed" or "in_progress".
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && outcomeNames[o] != "" {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Event describes one request for outcome hooks.
+type Event struct {
+	Outcome Outcome
+	// ID is the hashed record ID (empty when no key applied). Never the raw key.
+	ID string
+	// Recorded is true when the handler's response was stored for replay.
+	Recorded bool
+	// StoreErr is a store failure that did not change the outcome, such as a failed completion or release after the
+	// handler ran. The key then stays claimed until its lease ends.
+	StoreErr error
+	// Err is the error returned to the caller, if any.
+	Err error
+	// Duration is the time spent in the engine, handler included.
+	Duration time.Duration
+}
+
+func (e *Engine) observe(ctx context.Context, ev Event) {
+	for _, h := range e.cfg.hooks {
+		h(ctx, ev)
+	}
+	if e.cfg.metrics != nil {
+		e.cfg.metrics.emit(e.cfg.clock.Now(), ev)
+	}
+	log := e.logger
+	attrs := []slog.Attr{
+		slog.String("outcome", ev.Outcome.String()),
+		slog.Duration("duration", ev.Duration),
+	}
+	if ev.ID != "" {
+		attrs = append(attrs, slog.String("idempotency_id", ev.ID))
+	}
+	if ev.Recorded {
+		attrs = append(attrs, slog.Bool("recorded", true))
+	}
+	switch {
+	case ev.StoreErr != nil:
+		attrs = append(attrs, slog.String("store_error", ev.StoreErr.Error()))
+		log.LogAttrs(ctx, slog.LevelError, "idempotency store failed after the handler ran", attrs...)
+	case ev.Outcome == OutcomeStoreError:
+		attrs = append(attrs, slog.String("error", ev.Err.Error()))
+		log.LogAttrs(ctx, slog.LevelError, "idempotency store failed; request refused", attrs...)
+	default:
+		log.LogAttrs(ctx, slog.LevelDebug, "idempotency", attrs...)
+	}
+}
+
+// metricsSink writes CloudWatch Embedded Metric Format documents. Writes are serialised so that concurrent
+// requests never interleave their lines.
+type metricsSink struct {
+	mu        sync.Mutex
+	w         io.Writer
+	namespace string
+	service   string
+}
+
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+type emfDirective struct {
+	Namespace  string      `json:"Namespace"`
+	Dimensions [][]string  `json:"Dimensions"`
+	Metrics    []emfMetric `json:"Metrics"`
+}
+
+type emfMeta struct {
+	Timestamp         int64          `json:"Timestamp"`
+	CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
+}
+
+func (m *metricsSink) emit(now time.Time, ev Event) {
+	doc := map[string]any{}
+	names := []string{ev.Outcome.String()}
+	if ev.StoreErr != nil && ev.Outcome != OutcomeStoreError {
+		names = append(names, OutcomeStoreError.String())
+	}
+	metrics := make([]emfMetric, 0, len(names))
+	for _, n := range names {
+		metrics = append(metrics, emfMetric{Name: n, Unit: "Count"})
+		doc[n] = 1
+	}
+	dims := [][]string{{}}
+	if m.service != "" {
+		dims = [][]string{{"Service"}}
+		doc["Service"] = m.service
+	}
+	doc["_aws"] = emfMeta{
+		Timestamp:         now.UnixMilli(),
+		CloudWatchMetrics: []emfDirective{{Namespace: m.namespace, Dimensions: dims, Metrics: metrics}},
+	}
+	line, err := json.Marshal(doc)
+	if err != nil {
+		return
+	}
+	line = append(line, '\n')
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(line)
+}
+
+// NewLogger returns a JSON slog.Logger that Lambda's log-level filtering understands: the level under "level"
+// (DEBUG, INFO, WARN, ERROR), the time under "timestamp" in RFC 3339, the message under "message". Its minimum
+// level comes from AWS_LAMBDA_LOG_LEVEL (TRACE and DEBUG map to DEBUG; FATAL to ERROR), INFO when unset.
+func NewLogger(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stdout
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: levelFromEnv(os.Getenv("AWS_LAMBDA_LOG_LEVEL")),
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.TimeKey:
+				a.Key = "timestamp"
+				a.Value = slog.StringValue(a.Value.Time().UTC().Format(time.RFC3339Nano))
+			case slog.MessageKey:
+				a.Key = "message"
+			}
+			return a
+		},
+	}))
+}
+
+func levelFromEnv(v string) slog.Level {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "TRACE", "DEBUG":
+		return slog.LevelDebug
+	case "WARN", "WARNING":
+		return slog.LevelWarn
+	case "ERROR", "FATAL":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}

@@ -1,0 +1,177 @@
+package idempotent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Clock tells the time. Inject one with WithClock so tests can move time instead of sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// LeasePolicy says what happens to a key whose INPROGRESS claim outlived its lease, which means the invocation
+// that held it crashed or timed out without completing or releasing it.
+type LeasePolicy uint8
+
+const (
+	// LeaseReRun lets the next request claim the key and run the handler again (the default). Choose it when the
+	// handler's side effects are themselves safe to repeat or are guarded (for example by a conditional write).
+	LeaseReRun LeasePolicy = iota
+	// LeaseRefuse answers ErrOutcomeUnknown until the record expires: nobody can tell whether the first run's
+	// side effects happened, so nothing runs again automatically.
+	LeaseRefuse
+)
+
+// String returns "rerun" or "refuse".
+func (p LeasePolicy) String() string {
+	if p == LeaseRefuse {
+		return "refuse"
+	}
+	return "rerun"
+}
+
+// DisableEnv is the environment variable that, set to a true value ("1", "true"), turns idempotency off: handlers
+// run on every request and nothing is stored. It is meant for local experiments and tests, never for production.
+const DisableEnv = "IDEMPOTENCY_DISABLED"
+
+// Option configures an Engine.
+type Option func(*config)
+
+type config struct {
+	retention    time.Duration
+	lease        time.Duration
+	leaseMargin  time.Duration
+	leasePolicy  LeasePolicy
+	clock        Clock
+	cacheSize    int
+	cacheTTL     time.Duration
+	logger       *slog.Logger
+	metrics      *metricsSink
+	hooks        []func(context.Context, Event)
+	disabled     bool
+	maxAttempts  int
+	completeTime time.Duration
+}
+
+func defaultConfig() config {
+	disabled, _ := strconv.ParseBool(os.Getenv(DisableEnv))
+	return config{
+		retention:    24 * time.Hour,
+		lease:        time.Minute,
+		leaseMargin:  time.Second,
+		clock:        systemClock{},
+		disabled:     disabled,
+		maxAttempts:  3,
+		completeTime: 5 * time.Second,
+	}
+}
+
+// WithRetention sets how long a completed response is replayed. Default 24 h. Zero or less keeps the default.
+func WithRetention(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.retention = d
+		}
+	}
+}
+
+// WithLease sets the lease of a claim made without a context deadline. With a deadline (as in Lambda, where it is
+// the invocation's end) the lease ends at the deadline plus the margin. Default one minute.
+func WithLease(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+// WithLeaseMargin sets the time added to the context deadline to form the lease end, covering clock skew
+// between the function and other instances. Default one second; negative keeps the default.
+func WithLeaseMargin(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.leaseMargin = d
+		}
+	}
+}
+
+// WithLeasePolicy chooses what happens once a claim's lease has ended without completion. Default LeaseReRun.
+func WithLeasePolicy(p LeasePolicy) Option { return func(c *config) { c.leasePolicy = p } }
+
+// WithClock injects the clock used for leases, retention and cache expiry. Default: the system clock.
+func WithClock(clk Clock) Option {
+	return func(c *config) {
+		if clk != nil {
+			c.clock = clk
+		}
+	}
+}
+
+// WithLocalCache keeps up to size completed records in this instance's memory for at most ttl (and never past the
+// record's own expiry), so a duplicate that lands on the same warm instance is answered without a store call.
+// Default: no cache. A cached replay can miss a record deleted from the store by an operator; keep ttl short if
+// that matters.
+func WithLocalCache(size int, ttl time.Duration) Option {
+	return func(c *config) {
+		c.cacheSize = size
+		c.cacheTTL = ttl
+	}
+}
+
+// WithLogger sets the structured logger. Default: slog.Default(). NewLogger makes one that Lambda's log-level
+// filtering understands.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithMetrics writes one CloudWatch Embedded Metric Format document per request to w (os.Stdout in Lambda), with
+// a count per outcome under namespace and, when service is not empty, a "Service" dimension.
+func WithMetrics(w io.Writer, namespace, service string) Option {
+	return func(c *config) { c.metrics = &metricsSink{w: w, namespace: namespace, service: service} }
+}
+
+// WithOutcomeHook calls fn after each request with what the engine decided. fn must be quick and safe for
+// concurrent use; it runs on the request's goroutine.
+func WithOutcomeHook(fn func(context.Context, Event)) Option {
+	return func(c *config) {
+		if fn != nil {
+			c.hooks = append(c.hooks, fn)
+		}
+	}
+}
+
+// WithDisabled turns idempotency off (true) or on (false), overriding the IDEMPOTENCY_DISABLED variable.
+func WithDisabled(disabled bool) Option { return func(c *config) { c.disabled = disabled } }
+
+// WithMaxAttempts bounds how often the engine claims again when the record changes between store calls.
+// Default 3.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxAttempts = n
+		}
+	}
+}
+
+// WithCompletionTimeout bounds the time spent recording a response (retries included) once the handler has
+// returned, even if the request's context is already cancelled. Default five seconds.
+func WithCompletionTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.completeTime = d
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package idempotent
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists idempotency records. Implementations must be safe for concurrent use and make each method one
+// atomic operation: the engine's guarantees are exactly as strong as the store's conditional writes.
+// The package idempotenttest holds a conformance suite that every implementation should pass.
+type Store interface {
+	// Claim creates c.Record (status INPROGRESS) unless a live record holds c.Record.ID. A record is not live when
+	// it has expired at c.Now, or when it is INPROGRESS, its lease has ended at c.Now and c.Takeover is set.
+	//
+	// On success Claim returns (nil, nil). When a live record holds the ID it returns that record and a nil error.
+	// When the conflicting record vanished before it could be read, it returns ErrRecordChanged so the caller can
+	// try again. Any other failure is returned as an error and nothing is known to have been written.
+	Claim(ctx context.Context, c Claim) (*Record, error)
+
+	// Complete replaces the INPROGRESS record rec.ID owned by rec.Owner with rec (status COMPLETED), together
+	// with effects in one atomic write. When the record is not INPROGRESS or has another owner, nothing is
+	// written and the error wraps ErrFenced. Effects are store-specific writes (see AddEffect); a store that
+	// cannot commit a given effect returns an error wrapping ErrUnsupportedEffect and writes nothing.
+	Complete(ctx context.Context, rec Record, effects []Effect) error
+
+	// Release deletes the INPROGRESS record id if owner holds it. Otherwise nothing changes and the error
+	// wraps ErrFenced.
+	Release(ctx context.Context, id, owner string) error
+
+	// Get returns the record id with a strongly consistent read, or nil when it is absent or expired at now.
+	Get(ctx context.Context, id string, now time.Time) (*Record, error)
+}
+
+// Claim is the input of Store.Claim.
+type Claim struct {
+	// Record is the INPROGRESS record to create. Its Owner fences later Complete and Release calls.
+	Record Record
+	// Now is the instant at which expiry and leases are judged.
+	Now time.Time
+	// Takeover allows replacing an INPROGRESS record whose lease has ended (LeaseReRun). When false such a
+	// record stays until it expires (LeaseRefuse).
+	Takeover bool
+}
+
+// Effect is a write a store commits atomically with a completion, such as a DynamoDB TransactWriteItem for the
+// dynamostore package. Its concrete type is defined by the store.
+type Effect any
