@@ -1,0 +1,79 @@
+package user
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/idemkit/idemkit/handlers/internal/httpapi"
+)
+
+// Limits of the request rules.
+const (
+	MaxNameLen  = 100
+	MaxEmailLen = 254 // RFC 5321's limit on a forward path, less the angle brackets
+)
+
+// CreateRequest is a validated POST /users body.
+type CreateRequest struct {
+	Name  string // trimmed
+	Email string // normalised: trimmed, lower-case
+}
+
+// ParseCreateRequest validates a POST /users body and returns the request or every field error.
+func ParseCreateRequest(obj *httpapi.Object) (CreateRequest, []httpapi.FieldError) {
+	var req CreateRequest
+	if name, ok := obj.String("name", true); ok {
+		name = strings.TrimSpace(name)
+		n := utf8.RuneCountInString(name)
+		switch {
+		case n == 0:
+			obj.Fail("name", "must not be empty")
+		case n > MaxNameLen:
+			obj.Fail("name", fmt.Sprintf("must be at most %d characters", MaxNameLen))
+		case strings.IndexFunc(name, unicode.IsControl) >= 0:
+			obj.Fail("name", "must not contain control characters (line breaks, tabs, ...)")
+		default:
+			req.Name = name
+		}
+	}
+	if email, ok := obj.String("email", true); ok {
+		norm, msg := NormalizeEmail(email)
+		if msg != "" {
+			obj.Fail("email", msg)
+		} else {
+			req.Email = norm
+		}
+	}
+	obj.Unknown()
+	if errs := obj.Errors(); len(errs) > 0 {
+		return CreateRequest{}, errs
+	}
+	return req, nil
+}
+
+// NormalizeEmail validates an e-mail address and returns it trimmed and lower-cased, or a message saying why it
+// is not acceptable. Only a bare address is accepted: "Alice <alice@example.com>" and comments are refused
+// rather than silently reduced, so what is stored is what the client sent.
+func NormalizeEmail(s string) (normalised, problem string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "must not be empty"
+	}
+	if len(s) > MaxEmailLen {
+		return "", fmt.Sprintf("must be at most %d characters", MaxEmailLen)
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Name != "" || addr.Address != s {
+		return "", "must be an e-mail address such as alice@example.com"
+	}
+	at := strings.LastIndexByte(s, '@')
+	domain := s[at+1:]
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.Contains(domain, "..") || strings.ContainsAny(domain, "[]") {
+		return "", "must have a domain name such as example.com after the @"
+	}
+	return strings.ToLower(s), ""
+}
