@@ -1,0 +1,299 @@
+package apigw
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idemkit/idemkit/idempotent"
+)
+
+const anonymous = "anonymous"
+
+// storeRetryAfter is the Retry-After of a 503 after a store failure: the SDK has already retried, so the store is
+// having a bad moment and an immediate retry would likely fail too.
+const storeRetryAfter = 2 * time.Second
+
+// handlerError marks an error returned by the user's handler, so it can be told apart from the engine's own
+// errors even if it happens to wrap one of them, and returned unchanged.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+
+// serve runs one request through the engine and turns every outcome into a response, or returns the handler's
+// own error unchanged.
+func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
+	call func(context.Context) (response, error)) (response, error) {
+	if e.Disabled() {
+		resp, err := call(ctx)
+		if err != nil {
+			return resp, err
+		}
+		return resp.replayed(false), nil
+	}
+	if cfg.route != "" {
+		r.Route = cfg.route
+	}
+	if cfg.principal != nil {
+		r.Principal = cfg.principal(ctx, r)
+	}
+	if r.Principal == "" {
+		r.Principal = anonymous
+	}
+
+	key, problem := cfg.key(ctx, r)
+	if problem != nil {
+		return problem.response().replayed(false), nil
+	}
+	req := idempotent.Request{
+		Key:         key,
+		KeyOptional: cfg.keyOptional,
+		Scope:       idempotent.Scope{Principal: r.Principal, Method: r.Method, Route: r.Route},
+		Fingerprint: idempotent.Fingerprint(r.Method, r.Route, cfg.payload(r.Body)),
+	}
+	spec := idempotent.Spec[response]{
+		Codec:  responseCodec{},
+		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
+	}
+	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
+		resp, err := call(ctx)
+		if err != nil {
+			return resp, &handlerError{err}
+		}
+		return resp, nil
+	})
+	if err != nil {
+		var he *handlerError
+		if errors.As(err, &he) {
+			return res.Value, he.err
+		}
+		return cfg.problemFor(err).response().replayed(false), nil
+	}
+	return res.Value.replayed(res.Replayed()), nil
+}
+
+// payload returns what the fingerprint covers: the body, or the selected fields of a JSON body.
+func (c *config) payload(body []byte) []byte {
+	if len(c.fields) == 0 {
+		return body
+	}
+	sel, err := idempotent.SelectFields(body, c.fields)
+	if err != nil {
+		return body
+	}
+	return sel
+}
+
+// key extracts the idempotency key. A key that is present but unusable in a way the engine cannot see (several
+// values, empty, unreadable) is answered here with a 400; grammar errors are left to the engine so its metrics
+// count them.
+func (c *config) key(ctx context.Context, r *Request) (string, *problemResponse) {
+	switch c.source {
+	case keyFromFunc:
+		k, err := c.keyFunc(ctx, r)
+		if err != nil {
+			reason := "it could not be read from the request"
+			var ke *idempotent.KeyError
+			if errors.As(err, &ke) {
+				reason = ke.Reason
+			}
+			return "", c.invalidKey(reason)
+		}
+		return k, nil
+	case keyFromField:
+		v, found, err := lookupField(r.Body, c.field)
+		switch {
+		case err != nil:
+			return "", nil // not a JSON object: no key, which the engine judges against KeyOptional
+		case !found:
+			return "", nil
+		}
+		switch x := v.(type) {
+		case string:
+			if x == "" {
+				return "", c.invalidKey("empty")
+			}
+			return x, nil
+		case json.Number:
+			return x.String(), nil
+		default:
+			return "", c.invalidKey(fmt.Sprintf("the field is a JSON %s, not a string", jsonKind(v)))
+		}
+	default:
+		vals := r.Header.Values(c.header)
+		switch {
+		case len(vals) == 0:
+			return "", nil
+		case len(vals) > 1:
+			return "", c.invalidKey("several values")
+		}
+		k := strings.Trim(vals[0], " \t")
+		switch {
+		case k == "":
+			return "", c.invalidKey("empty")
+		case strings.Contains(k, ","):
+			// HTTP APIs and Function URLs join repeated headers with commas, so a comma cannot be told apart from
+			// two values; refusing it everywhere keeps a key valid on every event type alike.
+			return "", c.invalidKey("several values (a key cannot contain a comma)")
+		}
+		return k, nil
+	}
+}
+
+// lookupField finds a dot-separated path in a JSON object. Unlike idempotent.JSONField it tells an empty string
+// apart from an absent field, because an empty key is malformed while a missing one may be optional.
+func lookupField(doc []byte, path string) (v any, found bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, false, err
+	}
+	for _, part := range strings.Split(path, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, false, nil
+		}
+		if v, ok = obj[part]; !ok {
+			return nil, false, nil
+		}
+	}
+	return v, v != nil, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case bool:
+		return "boolean"
+	default:
+		return "value"
+	}
+}
+
+// keyName describes where the key comes from, for problem details.
+func (c *config) keyName() string {
+	switch c.source {
+	case keyFromField:
+		return fmt.Sprintf("idempotency key (body field %q)", c.field)
+	case keyFromFunc:
+		return "idempotency key"
+	default:
+		return http.CanonicalHeaderKey(c.header) + " header"
+	}
+}
+
+// problemResponse is a Problem plus the headers that go with it.
+type problemResponse struct {
+	Problem
+	retryAfter time.Duration
+}
+
+func (p *problemResponse) response() response {
+	r := p.Problem.response()
+	if p.retryAfter > 0 {
+		secs := int64((p.retryAfter + time.Second - 1) / time.Second)
+		r.Headers["Retry-After"] = strconv.FormatInt(max(secs, 1), 10)
+	}
+	return r
+}
+
+func (c *config) problem(status int, slug, title, detail string, retryAfter time.Duration) *problemResponse {
+	return &problemResponse{
+		Problem:    Problem{Type: c.typeBase + slug, Title: title, Status: status, Detail: detail},
+		retryAfter: retryAfter,
+	}
+}
+
+func (c *config) invalidKey(reason string) *problemResponse {
+	return c.problem(http.StatusBadRequest, "invalid-key", "Invalid idempotency key",
+		fmt.Sprintf("The %s is invalid: %s. A key is 1 to %d visible ASCII characters.", c.keyName(), reason,
+			idempotent.MaxKeyLength), 0)
+}
+
+// problemFor maps an engine error to its problem. It never shows the error's text: store errors carry internal
+// detail, and nothing of another request's response may leak.
+func (c *config) problemFor(err error) *problemResponse {
+	var inProgress *idempotent.InProgressError
+	var keyErr *idempotent.KeyError
+	switch {
+	case errors.As(err, &inProgress):
+		return c.problem(http.StatusConflict, "in-progress", "Request in progress",
+			"A request with this idempotency key is still being processed. Retry after the number of seconds in "+
+				"the Retry-After header to get its response.", inProgress.RetryAfter)
+	case errors.Is(err, idempotent.ErrMissingKey):
+		return c.problem(http.StatusBadRequest, "missing-key", "Idempotency key required",
+			fmt.Sprintf("This operation requires an %s.", c.keyName()), 0)
+	case errors.As(err, &keyErr):
+		return c.invalidKey(keyErr.Reason)
+	case errors.Is(err, idempotent.ErrPayloadMismatch):
+		return c.problem(http.StatusUnprocessableEntity, "payload-mismatch", "Idempotency key reused",
+			"This idempotency key was already used with a different request. Use a new key for a new request.", 0)
+	case errors.Is(err, idempotent.ErrOutcomeUnknown):
+		return c.problem(http.StatusConflict, "outcome-unknown", "Outcome unknown",
+			"An earlier request with this idempotency key stopped before it finished, so whether it took effect "+
+				"is unknown. Check the state of the resource, then use a new idempotency key.", 0)
+	case errors.Is(err, idempotent.ErrEffectFailed):
+		return c.problem(http.StatusConflict, "effect-failed", "Conflict",
+			"The request conflicted with a concurrent change and nothing was changed. Retry it with the same "+
+				"idempotency key.", time.Second)
+	default: // *idempotent.StoreError, and anything the engine may add later: fail closed
+		return c.problem(http.StatusServiceUnavailable, "store-unavailable", "Service unavailable",
+			"The request could not be processed now and nothing was changed by this attempt. Retry it with the "+
+				"same idempotency key after the number of seconds in the Retry-After header.", storeRetryAfter)
+	}
+}
+
+// decodeBody returns the body bytes. A body flagged as base64 that does not decode is used as it is, so the
+// adapter adds no failure of its own; the handler sees the same event either way.
+func decodeBody(body string, isBase64 bool) []byte {
+	if isBase64 {
+		if b, err := base64.StdEncoding.DecodeString(body); err == nil {
+			return b
+		}
+	}
+	return []byte(body)
+}
+
+// restHeader merges the headers and multiValueHeaders of a REST event. API Gateway puts every value of a
+// header in multiValueHeaders and the last one in headers, under the client's spelling of the name, so several
+// spellings of one name can appear. Values in headers that multiValueHeaders lacks are added, so that
+// inconsistent events show several values rather than hide one.
+func restHeader(single map[string]string, multi map[string][]string) http.Header {
+	h := make(http.Header, len(single))
+	for _, k := range sortedKeys(multi) {
+		ck := http.CanonicalHeaderKey(k)
+		h[ck] = append(h[ck], multi[k]...)
+	}
+	for _, k := range sortedKeys(single) {
+		ck := http.CanonicalHeaderKey(k)
+		if !slices.Contains(h[ck], single[k]) {
+			h[ck] = append(h[ck], single[k])
+		}
+	}
+	return h
+}
+
+// joinedHeader builds the header of an HTTP API or Function URL event, whose names are lower case and whose
+// repeated headers are already joined with commas.
+func joinedHeader(single map[string]string) http.Header {
+	h := make(http.Header, len(single))
+	for _, k := range sortedKeys(single) {
+		ck := http.CanonicalHeaderKey(k)
+		h[ck] = append(h[ck], single[k])
+	}
+	return h
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

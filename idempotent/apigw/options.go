@@ -1,0 +1,170 @@
+package apigw
+
+import (
+	"context"
+	"net/http"
+)
+
+// DefaultKeyHeader is the header the key is read from unless another source is configured.
+const DefaultKeyHeader = "Idempotency-Key"
+
+// ReplayedHeader is set on every response of a wrapped route: "true" on a replay of a recorded response, "false"
+// otherwise (first execution, problem responses, pass-through).
+const ReplayedHeader = "Idempotent-Replayed"
+
+// Request is the adapter's view of an HTTP event, the same for the three event types. Key and principal functions
+// receive it; treat it as read-only.
+type Request struct {
+	// Method is the HTTP method in upper case.
+	Method string
+	// Route is the route the key is scoped to: the resource template for REST APIs ("/payments/{id}"), the path part
+	// of the route key for HTTP APIs (the raw path for the "$default" route), the raw path for Function URLs, or
+	// the value given to WithRoute.
+	Route string
+	// Path is the request's raw path.
+	Path string
+	// Header holds every header value under its canonical name. HTTP APIs and Function URLs join repeated headers
+	// with commas before the function sees them; REST APIs deliver them separately.
+	Header http.Header
+	// Body is the request body, decoded from base64 when the event says it is encoded.
+	Body []byte
+	// Principal is the caller found in the authorizer context (see the package documentation), or "anonymous".
+	Principal string
+	// Event is the original event: an events.APIGatewayProxyRequest, events.APIGatewayV2HTTPRequest or
+	// events.LambdaFunctionURLRequest.
+	Event any
+}
+
+// Option configures an adapter.
+type Option func(*config)
+
+type keySource uint8
+
+const (
+	keyFromHeader keySource = iota
+	keyFromField
+	keyFromFunc
+)
+
+type config struct {
+	source      keySource
+	header      string
+	field       string
+	keyFunc     func(context.Context, *Request) (string, error)
+	keyOptional bool
+	record      func(status int) bool
+	fields      []string
+	principal   func(context.Context, *Request) string
+	route       string
+	typeBase    string
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		header:   DefaultKeyHeader,
+		record:   DefaultRecordStatus,
+		typeBase: DefaultProblemTypeBase,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// WithKeyHeader reads the key from the named header, matched case-insensitively. Default: DefaultKeyHeader
+// ("Idempotency-Key"). The last of WithKeyHeader, WithKeyField and WithKeyFunc wins.
+func WithKeyHeader(name string) Option {
+	return func(c *config) {
+		if name != "" {
+			c.source, c.header = keyFromHeader, name
+		}
+	}
+}
+
+// WithKeyField reads the key from a dot-separated path of the JSON request body, such as "idempotencyKey" for a
+// body {"idempotencyKey": "...", "data": {...}}. A string is used as it is and a number as written; a missing
+// field, JSON null or a body that is not JSON means no key; an object, array or bool is a malformed key.
+// Default: the key comes from the header.
+func WithKeyField(path string) Option {
+	return func(c *config) {
+		if path != "" {
+			c.source, c.field = keyFromField, path
+		}
+	}
+}
+
+// WithKeyFunc computes the key from the request. Returning "" means the request carries no key. An error makes
+// the request a 400 whose detail is the Reason of an *idempotent.KeyError in the error's chain, or a generic
+// sentence for any other error (its text is never shown to the client). Default: the key comes from the header.
+func WithKeyFunc(fn func(ctx context.Context, r *Request) (string, error)) Option {
+	return func(c *config) {
+		if fn != nil {
+			c.source, c.keyFunc = keyFromFunc, fn
+		}
+	}
+}
+
+// WithKeyOptional lets requests without a key through to the handler with no idempotency (their responses carry
+// Idempotent-Replayed: false and are not recorded). A key that is present but malformed is still refused with 400.
+// Default: the key is required and its absence is a 400.
+func WithKeyOptional() Option { return func(c *config) { c.keyOptional = true } }
+
+// WithRecordStatus decides by status code which handler responses are recorded for replay; for the others the
+// key is released so that a corrected request can use it again. Default: DefaultRecordStatus.
+func WithRecordStatus(fn func(status int) bool) Option {
+	return func(c *config) {
+		if fn != nil {
+			c.record = fn
+		}
+	}
+}
+
+// WithPayloadFields fingerprints only the given dot-separated paths of the JSON body (see
+// idempotent.SelectFields) instead of the whole body, so that fields which legitimately differ between retries
+// (a client timestamp, a trace id) do not make a retry a mismatch. A body that is not JSON is fingerprinted whole.
+// Default: the whole body.
+func WithPayloadFields(paths ...string) Option {
+	return func(c *config) { c.fields = append(c.fields, paths...) }
+}
+
+// WithPrincipal replaces the principal the key is scoped to. fn sees the principal found in the authorizer
+// context in r.Principal and may return it, refine it or replace it; "" means "anonymous". Default: the principal
+// from the authorizer context (see the package documentation).
+func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
+	return func(c *config) { c.principal = fn }
+}
+
+// WithRoute scopes keys to route instead of the route the event names. Use it for Function URLs, which have no
+// route templates, when one function serves paths with identifiers in them ("/orders/123") and keys should be
+// shared across them. Default: the event's route (see Request.Route).
+func WithRoute(route string) Option { return func(c *config) { c.route = route } }
+
+// WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the
+// problem's slug ("in-progress", "payload-mismatch", ...) is appended. Default: DefaultProblemTypeBase.
+func WithProblemTypeBase(base string) Option {
+	return func(c *config) {
+		if base != "" {
+			c.typeBase = base
+		}
+	}
+}
+
+// DefaultRecordStatus is the default record policy: 2xx, 3xx and 4xx responses are recorded, except 400, 408, 422,
+// 425 and 429, which say the request itself must change or be retried later; 1xx, 5xx and anything outside
+// 100-599 are not recorded. Recording 3xx (not named by the contract) keeps a "303 See Other" that follows a
+// completed operation from running it again.
+func DefaultRecordStatus(status int) bool {
+	switch {
+	case status >= 200 && status < 400:
+		return true
+	case status >= 400 && status < 500:
+		switch status {
+		case http.StatusBadRequest, http.StatusRequestTimeout, http.StatusUnprocessableEntity, http.StatusTooEarly,
+			http.StatusTooManyRequests:
+			return false
+		}
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,100 @@
+package apigw
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// ProblemContentType is the media type of RFC 9457 problem details.
+const ProblemContentType = "application/problem+json"
+
+// DefaultProblemTypeBase is the default prefix of the "type" of the problems the adapters write. It points at
+// problems.md in this package, which documents each type under a heading named by its slug.
+const DefaultProblemTypeBase = "https://github.com/idemkit/idemkit/blob/main/idempotent/apigw/problems.md#"
+
+// Problem is an RFC 9457 problem details object. Handlers can use it for their own error responses so that a
+// client sees one error format from a wrapped route.
+type Problem struct {
+	// Type is a URI identifying the problem type. Empty means "about:blank" (the status code says it all).
+	Type string
+	// Title is a short summary of the problem type. Empty means the status code's reason phrase.
+	Title string
+	// Status is the HTTP status code.
+	Status int
+	// Detail explains this occurrence to the client. Never put internal error text in it.
+	Detail string
+	// Instance optionally identifies this occurrence (a URI reference).
+	Instance string
+	// Extensions are additional members, such as "errors" for field validation failures. Members named like the
+	// standard ones above are ignored.
+	Extensions map[string]any
+}
+
+// MarshalJSON writes the standard members followed by the extensions, without HTML escaping.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, 5+len(p.Extensions))
+	for k, v := range p.Extensions {
+		m[k] = v
+	}
+	typ := p.Type
+	if typ == "" {
+		typ = "about:blank"
+	}
+	title := p.Title
+	if title == "" {
+		title = http.StatusText(p.Status)
+	}
+	m["type"] = typ
+	m["title"] = title
+	m["status"] = p.Status
+	if p.Detail != "" {
+		m["detail"] = p.Detail
+	} else {
+		delete(m, "detail")
+	}
+	if p.Instance != "" {
+		m["instance"] = p.Instance
+	} else {
+		delete(m, "instance")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// body returns the JSON document. Extensions that cannot be marshalled are dropped rather than failing the
+// response: a problem must always be answerable.
+func (p Problem) body() string {
+	b, err := p.MarshalJSON()
+	if err != nil {
+		p.Extensions = nil
+		b, _ = p.MarshalJSON() // only standard members of basic types are left; cannot fail
+	}
+	return string(b)
+}
+
+func (p Problem) response() response {
+	return response{
+		StatusCode: p.Status,
+		Headers:    map[string]string{"Content-Type": ProblemContentType},
+		Body:       p.body(),
+	}
+}
+
+// RESTResponse returns p as an API Gateway REST API (payload 1.0) response.
+func (p Problem) RESTResponse() events.APIGatewayProxyResponse { return p.response().rest() }
+
+// HTTPResponse returns p as an API Gateway HTTP API (payload 2.0) response.
+func (p Problem) HTTPResponse() events.APIGatewayV2HTTPResponse { return p.response().http() }
+
+// FunctionURLResponse returns p as a Lambda Function URL response.
+func (p Problem) FunctionURLResponse() events.LambdaFunctionURLResponse {
+	return p.response().functionURL()
+}

@@ -1,0 +1,267 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/idemkit/idemkit/idempotent"
+)
+
+// ErrResponseTooLarge reports a key whose first execution completed with a response too large for one DynamoDB
+// item (400 KB, after compression). Such a response is not stored; the record is kept COMPLETED with the
+// EncodingTooLarge marker instead, so the handler never runs a second time for the key within retention. A
+// duplicate request with the same payload then fails with an error wrapping ErrResponseTooLarge (through the
+// engine: an *idempotent.StoreError of Op "claim"); one with another payload still gets ErrPayloadMismatch.
+var ErrResponseTooLarge = errors.New("dynamostore: the recorded response was too large to store and cannot be replayed")
+
+// API is the part of the DynamoDB client a Store uses. *dynamodb.Client satisfies it; tests may fake it.
+type API interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+var _ API = (*dynamodb.Client)(nil)
+
+// Store is an idempotent.Store on a DynamoDB table. It is safe for concurrent use; create one per function at
+// init time and share it.
+type Store struct {
+	client API
+	table  string
+	opts   Options
+
+	// fence is the condition of Complete and Release: the record is INPROGRESS and held by :owner. The owner
+	// value is added per call.
+	fenceNames map[string]string
+	fenceCond  string
+}
+
+var _ idempotent.Store = (*Store)(nil)
+
+// New returns a Store on table. It panics when two record attributes are given the same name, a configuration
+// error no request could survive.
+func New(client API, table string, optFns ...func(*Options)) *Store {
+	o := resolve(optFns)
+	seen := map[string]string{}
+	for field, name := range map[string]string{
+		"IDAttr": o.IDAttr, "SortKeyAttr": o.SortKeyAttr, "StatusAttr": o.StatusAttr,
+		"ExpirationAttr": o.ExpirationAttr, "InProgressExpirationAttr": o.InProgressExpirationAttr,
+		"ValidationAttr": o.ValidationAttr, "DataAttr": o.DataAttr, "OwnerAttr": o.OwnerAttr,
+		"DataEncodingAttr": o.DataEncodingAttr,
+	} {
+		if name == "" {
+			continue
+		}
+		if other, dup := seen[name]; dup {
+			panic(fmt.Sprintf("dynamostore: Options.%s and Options.%s both name attribute %q", field, other, name))
+		}
+		seen[name] = field
+	}
+	s := &Store{client: client, table: table, opts: o}
+	s.fenceCond = "#status = :inprogress AND #owner = :owner"
+	s.fenceNames = map[string]string{"#status": o.StatusAttr, "#owner": o.OwnerAttr}
+	return s
+}
+
+// Options returns a copy of the store's options with defaults applied.
+func (s *Store) Options() Options { return s.opts }
+
+// fence returns the fence condition's value map for owner.
+func (s *Store) fenceValues(owner string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		":inprogress": str(idempotent.StatusInProgress.String()),
+		":owner":      str(owner),
+	}
+}
+
+// claimCondition is: the key is absent, or the record has expired at now, or (with takeover) it is INPROGRESS and
+// its lease has ended at now. Both instants compare as "<=" on whole units, matching Record.Expired and
+// Record.LeaseEnded on the rounded-up stored values.
+func (s *Store) claimCondition(c idempotent.Claim) (expression.Expression, error) {
+	name := expression.NameNoDotSplit
+	cond := expression.AttributeNotExists(name(s.opts.IDAttr)).
+		Or(name(s.opts.ExpirationAttr).LessThanEqual(expression.Value(c.Now.Unix())))
+	if c.Takeover {
+		cond = cond.Or(expression.And(
+			name(s.opts.StatusAttr).Equal(expression.Value(idempotent.StatusInProgress.String())),
+			name(s.opts.InProgressExpirationAttr).LessThanEqual(expression.Value(c.Now.UnixMilli())),
+		))
+	}
+	return expression.NewBuilder().WithCondition(cond).Build()
+}
+
+// Claim implements idempotent.Store with one conditional PutItem. When the condition fails the live record comes
+// back in the same round trip (ReturnValuesOnConditionCheckFailure ALL_OLD); only if DynamoDB leaves it out does
+// Claim read it with one consistent GetItem.
+func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Record, error) {
+	rec := c.Record
+	rec.Status = idempotent.StatusInProgress
+	rec.Response = nil
+	it, err := s.item(rec, false)
+	if err != nil {
+		return nil, err
+	}
+	expr, err := s.claimCondition(c)
+	if err != nil {
+		return nil, fmt.Errorf("dynamostore: claim condition: %w", err)
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           aws.String(s.table),
+		Item:                                it,
+		ConditionExpression:                 expr.Condition(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil, nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, err)
+	}
+	var old *decoded
+	if len(ccf.Item) > 0 {
+		if old, err = s.decode(ccf.Item); err != nil {
+			return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, err)
+		}
+	} else {
+		if old, err = s.get(ctx, rec.ID); err != nil {
+			return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, err)
+		}
+		if old == nil || old.rec.Expired(c.Now) {
+			return nil, fmt.Errorf("dynamostore: claim %s: conflicting record gone: %w", rec.ID, idempotent.ErrRecordChanged)
+		}
+	}
+	if old.tooLarge && old.rec.Fingerprint == rec.Fingerprint {
+		return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, ErrResponseTooLarge)
+	}
+	return &old.rec, nil
+}
+
+// Complete implements idempotent.Store. Without effects it is one PutItem conditioned on the fence (the record is
+// INPROGRESS and held by rec.Owner); with effects it is one TransactWriteItems holding that Put first and the
+// effects after it, with a ClientRequestToken derived from the owner so that a retry of a committed transaction
+// succeeds without writing again.
+//
+// A response that would make the item exceed DynamoDB's 400 KB limit is not stored: the record is completed with
+// the EncodingTooLarge marker instead (see ErrResponseTooLarge), Complete returns nil and a warning is logged.
+func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
+	rec.Status = idempotent.StatusCompleted
+	rec.LeaseEnd = time.Time{}
+	it, err := s.item(rec, false)
+	if err != nil {
+		return err
+	}
+	if size := itemSize(it); size > maxItemSize-sizeMargin {
+		s.opts.Logger.WarnContext(ctx, "idempotency response too large to record; duplicates will get an error instead of a replay",
+			slog.String("id", rec.ID), slog.Int("response_bytes", len(rec.Response)), slog.Int("item_bytes", size))
+		if it, err = s.item(rec, true); err != nil {
+			return err
+		}
+	}
+	if len(effects) > 0 {
+		return s.completeTx(ctx, rec, it, effects)
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           aws.String(s.table),
+		Item:                                it,
+		ConditionExpression:                 aws.String(s.fenceCond),
+		ExpressionAttributeNames:            s.fenceNames,
+		ExpressionAttributeValues:           s.fenceValues(rec.Owner),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if sameItem(ccf.Item, it) {
+			// The item already is exactly what we write: an earlier attempt committed and only its answer was
+			// lost (an SDK retry). Reporting ErrFenced would be false.
+			return nil
+		}
+		return fmt.Errorf("dynamostore: complete %s: %s: %w", rec.ID, s.fenceReason(ccf.Item, rec.Owner), idempotent.ErrFenced)
+	}
+	return fmt.Errorf("dynamostore: complete %s: %w", rec.ID, err)
+}
+
+// Release implements idempotent.Store with one DeleteItem conditioned on the fence.
+func (s *Store) Release(ctx context.Context, id, owner string) error {
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                           aws.String(s.table),
+		Key:                                 s.key(id),
+		ConditionExpression:                 aws.String(s.fenceCond),
+		ExpressionAttributeNames:            s.fenceNames,
+		ExpressionAttributeValues:           s.fenceValues(owner),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("dynamostore: release %s: %s: %w", id, s.fenceReason(ccf.Item, owner), idempotent.ErrFenced)
+	}
+	return fmt.Errorf("dynamostore: release %s: %w", id, err)
+}
+
+// Get implements idempotent.Store with one strongly consistent GetItem. A record marked EncodingTooLarge comes
+// back COMPLETED with a nil Response.
+func (s *Store) Get(ctx context.Context, id string, now time.Time) (*idempotent.Record, error) {
+	d, err := s.get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("dynamostore: get %s: %w", id, err)
+	}
+	if d == nil || d.rec.Expired(now) {
+		return nil, nil
+	}
+	return &d.rec, nil
+}
+
+func (s *Store) get(ctx context.Context, id string) (*decoded, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            s.key(id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return s.decode(out.Item)
+}
+
+// fenceReason says why a fenced write failed, from the item DynamoDB returned (ALL_OLD), without revealing tokens.
+func (s *Store) fenceReason(old map[string]types.AttributeValue, owner string) string {
+	if len(old) == 0 {
+		return "record absent"
+	}
+	var status, holder string
+	_ = s.getString(old, s.opts.StatusAttr, &status, false)
+	_ = s.getString(old, s.opts.OwnerAttr, &holder, false)
+	if status != idempotent.StatusInProgress.String() {
+		return "record is " + status
+	}
+	if holder != owner {
+		return "record held by another invocation"
+	}
+	return "condition failed"
+}
+
+func sameItem(a, b map[string]types.AttributeValue) bool {
+	return len(a) > 0 && maps.EqualFunc(a, b, func(x, y types.AttributeValue) bool { return reflect.DeepEqual(x, y) })
+}

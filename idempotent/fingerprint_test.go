@@ -1,0 +1,157 @@
+package idempotent_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idemkit/idemkit/idempotent"
+)
+
+func TestValidateKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, reason string
+	}{
+		{"UUID", "8e03978e-40d5-43e8-bc93-6894a57f9324", ""},
+		{"AllVisibleASCII", "!~azAZ09\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}", ""},
+		{"MaxLength", strings.Repeat("k", 255), ""},
+		{"Empty", "", "empty"},
+		{"TooLong", strings.Repeat("k", 256), "longer than 255 characters"},
+		{"Space", "a b", "position 2"},
+		{"Tab", "a\tb", "position 2"},
+		{"CRLF", "a\r\nInjected: 1", "position 2"},
+		{"DEL", "a\x7f", "position 2"},
+		{"NonASCII", "clé", "position 3"},
+		{"NUL", "\x00", "position 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := idempotent.ValidateKey(tc.key)
+			if tc.reason == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ke *idempotent.KeyError
+			require.ErrorAs(t, err, &ke)
+			require.ErrorIs(t, err, idempotent.ErrInvalidKey)
+			assert.Contains(t, ke.Reason, tc.reason)
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	base := idempotent.Fingerprint("POST", "/payments", []byte(`{"amount":2000,"currency":"usd","meta":{"a":1,"b":[1,2]}}`))
+	for _, tc := range []struct {
+		name          string
+		method, route string
+		body          string
+		same          bool
+	}{
+		{"KeyOrder", "POST", "/payments", `{"meta":{"b":[1,2],"a":1},"currency":"usd","amount":2000}`, true},
+		{"Whitespace", "POST", "/payments", "{\n  \"amount\": 2000,\n  \"currency\": \"usd\",\n  \"meta\": {\"a\": 1, \"b\": [1, 2]}\n}\n", true},
+		{"NumberSpelling", "POST", "/payments", `{"amount":2e3,"currency":"usd","meta":{"a":1.0,"b":[1,2]}}`, true},
+		{"UnicodeEscape", "POST", "/payments", `{"amount":2000,"currency":"\u0075sd","meta":{"a":1,"b":[1,2]}}`, true},
+		{"OtherValue", "POST", "/payments", `{"amount":2001,"currency":"usd","meta":{"a":1,"b":[1,2]}}`, false},
+		{"ArrayOrderMatters", "POST", "/payments", `{"amount":2000,"currency":"usd","meta":{"a":1,"b":[2,1]}}`, false},
+		{"OtherMethod", "PUT", "/payments", `{"amount":2000,"currency":"usd","meta":{"a":1,"b":[1,2]}}`, false},
+		{"OtherRoute", "POST", "/refunds", `{"amount":2000,"currency":"usd","meta":{"a":1,"b":[1,2]}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := idempotent.Fingerprint(tc.method, tc.route, []byte(tc.body))
+			assert.Len(t, got, 64)
+			assert.Equal(t, tc.same, got == base)
+		})
+	}
+	t.Run("NonJSONHashedRaw", func(t *testing.T) {
+		a := idempotent.Fingerprint("POST", "/upload", []byte("a=1&b=2"))
+		assert.NotEqual(t, a, idempotent.Fingerprint("POST", "/upload", []byte("b=2&a=1")))
+		assert.Equal(t, a, idempotent.Fingerprint("POST", "/upload", []byte("a=1&b=2")))
+	})
+	t.Run("FieldsDoNotBleed", func(t *testing.T) {
+		assert.NotEqual(t, idempotent.Fingerprint("POST", "/a", []byte("b")), idempotent.Fingerprint("POST", "/ab", nil))
+	})
+}
+
+func TestScopeID(t *testing.T) {
+	s := idempotent.Scope{Principal: "alice", Method: "POST", Route: "/payments"}
+	id := s.ID("key-1")
+	assert.Len(t, id, 64)
+	assert.NotContains(t, id, "key-1")
+	assert.Equal(t, id, s.ID("key-1"), "stable")
+	for name, other := range map[string]string{
+		"OtherPrincipal": idempotent.Scope{Principal: "bob", Method: "POST", Route: "/payments"}.ID("key-1"),
+		"OtherMethod":    idempotent.Scope{Principal: "alice", Method: "PUT", Route: "/payments"}.ID("key-1"),
+		"OtherRoute":     idempotent.Scope{Principal: "alice", Method: "POST", Route: "/users"}.ID("key-1"),
+		"OtherKey":       s.ID("key-2"),
+		"ShiftedBytes":   idempotent.Scope{Principal: "alic", Method: "ePOST", Route: "/payments"}.ID("key-1"),
+	} {
+		assert.NotEqual(t, id, other, name)
+	}
+}
+
+func TestCanonicalJSON(t *testing.T) {
+	got, err := idempotent.CanonicalJSON([]byte(`{"b":[true,null,"x"],"a":{"d":1e2,"c":-0}}`))
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":{"c":0,"d":100},"b":[true,null,"x"]}`, string(got))
+	_, err = idempotent.CanonicalJSON([]byte(`{"a":`))
+	require.Error(t, err)
+}
+
+func TestSelectFields(t *testing.T) {
+	got, err := idempotent.SelectFields([]byte(`{"amount":2000,"meta":{"trace":"x","order":"o1"},"ts":"now"}`), []string{"amount", "meta.order", "missing"})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"amount":2000,"meta.order":"o1","missing":null}`, string(got))
+	_, err = idempotent.SelectFields([]byte(`not json`), []string{"a"})
+	require.Error(t, err)
+}
+
+func TestJSONField(t *testing.T) {
+	doc := []byte(`{"idempotencyKey":"abc","n":12,"nested":{"k":"v"},"obj":{},"nul":null}`)
+	for path, want := range map[string]string{"idempotencyKey": "abc", "n": "12", "nested.k": "v", "missing": "", "nul": "", "idempotencyKey.x": ""} {
+		got, err := idempotent.JSONField(doc, path)
+		require.NoError(t, err, path)
+		assert.Equal(t, want, got, path)
+	}
+	_, err := idempotent.JSONField(doc, "obj")
+	require.Error(t, err)
+	_, err = idempotent.JSONField([]byte("{"), "a")
+	require.Error(t, err)
+}
+
+func FuzzValidateKey(f *testing.F) {
+	for _, seed := range []string{"", "k", "a b", "\x00", "clé", strings.Repeat("x", 256), "8e03978e-40d5-43e8-bc93-6894a57f9324"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		err := idempotent.ValidateKey(key)
+		valid := len(key) >= 1 && len(key) <= 255 && strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0
+		if valid != (err == nil) {
+			t.Fatalf("ValidateKey(%q) = %v, grammar says valid=%v", key, err, valid)
+		}
+	})
+}
+
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, seed := range []string{`{}`, `[]`, `{"b":1,"a":[1,2,{"d":"\u00e9","c":null}]}`, `1e400`, `"\ud800"`, `[[[[[[]]]]]]`, `{"a":1,"a":2}`, `-0.0`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		canon, err := idempotent.CanonicalJSON(doc)
+		if err != nil {
+			return
+		}
+		if !json.Valid(canon) {
+			t.Fatalf("canonical form is not JSON: %q", canon)
+		}
+		again, err := idempotent.CanonicalJSON(canon)
+		if err != nil || string(again) != string(canon) {
+			t.Fatalf("not idempotent: %q -> %q (%v)", canon, again, err)
+		}
+		// The fingerprint of a document and of its canonical form agree.
+		if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", canon) {
+			t.Fatalf("fingerprint differs between %q and its canonical form", doc)
+		}
+	})
+}
