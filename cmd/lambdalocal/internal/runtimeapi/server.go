@@ -203,4 +203,3 @@ func writeStatus(w http.ResponseWriter, code int, errType, msg string) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"errorType": errType, "errorMessage": msg})
 }
-
