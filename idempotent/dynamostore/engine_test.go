@@ -1,0 +1,428 @@
+package dynamostore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
+	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+)
+
+var scope = idempotent.Scope{Principal: "user-1", Method: "POST", Route: "/payments"}
+
+func request(key, body string) idempotent.Request {
+	return idempotent.Request{Key: key, Scope: scope, Fingerprint: idempotent.Fingerprint(scope.Method, scope.Route, []byte(body))}
+}
+
+type resp struct {
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+}
+
+// handler returns a handler that counts its executions.
+func handler(n *atomic.Int32, body string) func(context.Context) (resp, error) {
+	return func(context.Context) (resp, error) {
+		n.Add(1)
+		return resp{Status: 201, Body: body}, nil
+	}
+}
+
+// stripItem removes the old item from ConditionalCheckFailedException, as DynamoDB may, to force the GetItem
+// fallback.
+type stripItem struct{ *dynamodb.Client }
+
+func (c stripItem) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	out, err := c.Client.PutItem(ctx, in, optFns...)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		ccf.Item = nil
+	}
+	return out, err
+}
+
+func TestEngineRoundTrips(t *testing.T) {
+	table := newTable(t)
+	client, calls := countingClient(t)
+	engine := idempotent.New(dynamostore.New(client, table))
+	ctx := context.Background()
+	var runs atomic.Int32
+	spec := idempotent.Spec[resp]{}
+
+	// First request: claim + completion.
+	res, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "paid"))
+	require.NoError(t, err)
+	assert.False(t, res.Replayed())
+	assert.Equal(t, map[string]int{"PutItem": 2}, calls.take(), "first request")
+
+	// Duplicate: the failed claim carries the record (ALL_OLD).
+	res, err = idempotent.Run(ctx, engine, request("k-1", `{ "a": 1 }`), spec, handler(&runs, "again"))
+	require.NoError(t, err)
+	assert.True(t, res.Replayed())
+	assert.Equal(t, resp{201, "paid"}, res.Value)
+	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "duplicate")
+
+	// Mismatch.
+	_, err = idempotent.Run(ctx, engine, request("k-1", `{"a":2}`), spec, handler(&runs, "other"))
+	require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
+	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "mismatch")
+
+	// In progress.
+	started, finish := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := idempotent.Run(ctx, engine, request("k-2", `{}`), spec, func(context.Context) (resp, error) {
+			close(started)
+			<-finish
+			return resp{Status: 200}, nil
+		})
+		done <- err
+	}()
+	<-started
+	calls.take()
+	_, err = idempotent.Run(ctx, engine, request("k-2", `{}`), spec, handler(&runs, "x"))
+	var ip *idempotent.InProgressError
+	require.ErrorAs(t, err, &ip)
+	assert.GreaterOrEqual(t, ip.RetryAfter, time.Second)
+	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "in progress")
+	close(finish)
+	require.NoError(t, <-done)
+	assert.Equal(t, int32(1), runs.Load())
+
+	// GetItem fallback when the error lacks the item: two calls for a duplicate.
+	calls.take()
+	fallback := idempotent.New(dynamostore.New(stripItem{client}, table))
+	res, err = idempotent.Run(ctx, fallback, request("k-1", `{"a":1}`), spec, handler(&runs, "again"))
+	require.NoError(t, err)
+	assert.True(t, res.Replayed())
+	assert.Equal(t, resp{201, "paid"}, res.Value)
+	assert.Equal(t, map[string]int{"PutItem": 1, "GetItem": 1}, calls.take(), "duplicate with GetItem fallback")
+	assert.Equal(t, int32(1), runs.Load())
+}
+
+func TestExpiredRecordIsReclaimed(t *testing.T) {
+	table := newTable(t)
+	store := dynamostore.New(ddbtest.Client(t), table)
+	clock := idempotenttest.NewClock(time.Now())
+	engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithRetention(time.Hour))
+	ctx := context.Background()
+	var runs atomic.Int32
+	req := request("expiring", `{}`)
+
+	_, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "first"))
+	require.NoError(t, err)
+	clock.Advance(time.Hour - time.Second)
+	res, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
+	require.NoError(t, err)
+	assert.True(t, res.Replayed(), "still retained")
+	require.NotNil(t, rawGet(t, table, idKey(scope.ID("expiring"))))
+
+	clock.Advance(2 * time.Second)
+	// DynamoDB Local never deletes expired items: the record is present and must count as absent.
+	require.NotNil(t, rawGet(t, table, idKey(scope.ID("expiring"))))
+	res, err = idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
+	require.NoError(t, err)
+	assert.False(t, res.Replayed())
+	assert.Equal(t, "second", res.Value.Body)
+	assert.Equal(t, int32(2), runs.Load())
+}
+
+// crashedClaim leaves an INPROGRESS record as an invocation that died after claiming would.
+func crashedClaim(t *testing.T, store *dynamostore.Store, key string, now time.Time, lease time.Duration) idempotent.Record {
+	t.Helper()
+	rec := idempotent.Record{
+		ID: scope.ID(key), Status: idempotent.StatusInProgress, Fingerprint: request(key, `{}`).Fingerprint,
+		Owner: "crashed-owner", LeaseEnd: now.Add(lease), ExpiresAt: now.Add(24 * time.Hour),
+	}
+	existing, err := store.Claim(context.Background(), idempotent.Claim{Record: rec, Now: now})
+	require.NoError(t, err)
+	require.Nil(t, existing)
+	return rec
+}
+
+func TestEndedLease(t *testing.T) {
+	table := newTable(t)
+	store := dynamostore.New(ddbtest.Client(t), table)
+	ctx := context.Background()
+	// Whole milliseconds: the lease is stored in milliseconds, rounded up.
+	start := time.Now().Truncate(time.Millisecond)
+
+	t.Run("ReRunTakesOver", func(t *testing.T) {
+		stale := crashedClaim(t, store, "lease-rerun", start, 30*time.Second)
+		clock := idempotenttest.NewClock(start.Add(29 * time.Second))
+		engine := idempotent.New(store, idempotent.WithClock(clock))
+		var runs atomic.Int32
+		_, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
+		require.ErrorIs(t, err, idempotent.ErrInProgress, "lease not ended yet")
+
+		clock.Set(start.Add(30 * time.Second))
+		res, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "taken over"))
+		require.NoError(t, err)
+		assert.False(t, res.Replayed())
+		assert.Equal(t, int32(1), runs.Load())
+
+		// Fencing: the crashed invocation wakes up; it can neither complete nor release the new record.
+		before := rawGet(t, table, idKey(stale.ID))
+		done := stale
+		done.Status, done.Response = idempotent.StatusCompleted, []byte(`"stale"`)
+		require.ErrorIs(t, store.Complete(ctx, done, nil), idempotent.ErrFenced)
+		require.ErrorIs(t, store.Release(ctx, stale.ID, stale.Owner), idempotent.ErrFenced)
+		assert.Equal(t, before, rawGet(t, table, idKey(stale.ID)), "a fenced write changes nothing")
+	})
+
+	t.Run("RefuseKeepsKey", func(t *testing.T) {
+		crashedClaim(t, store, "lease-refuse", start, 30*time.Second)
+		clock := idempotenttest.NewClock(start.Add(time.Minute))
+		engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithLeasePolicy(idempotent.LeaseRefuse))
+		var runs atomic.Int32
+		_, err := idempotent.Run(ctx, engine, request("lease-refuse", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
+		require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
+		assert.Zero(t, runs.Load())
+	})
+}
+
+func TestStoredAttributes(t *testing.T) {
+	table := newTable(t)
+	store := dynamostore.New(ddbtest.Client(t), table)
+	engine := idempotent.New(store, idempotent.WithLease(45*time.Second))
+	ctx := context.Background()
+	const rawKey = "raw-client-key-4a1f"
+	id := scope.ID(rawKey)
+	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), id)
+
+	var inProgress map[string]types.AttributeValue
+	before := time.Now()
+	_, err := idempotent.Run(ctx, engine, request(rawKey, `{"amount":1}`), idempotent.Spec[resp]{}, func(context.Context) (resp, error) {
+		inProgress = rawGet(t, table, idKey(id))
+		return resp{Status: 201, Body: "ok"}, nil
+	})
+	require.NoError(t, err)
+	after := time.Now()
+
+	require.NotNil(t, inProgress)
+	assert.Equal(t, &types.AttributeValueMemberS{Value: id}, inProgress["id"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "INPROGRESS"}, inProgress["status"])
+	lease := number(t, inProgress["in_progress_expiration"])
+	assert.GreaterOrEqual(t, lease, before.Add(45*time.Second).UnixMilli(), "lease in epoch milliseconds")
+	assert.LessOrEqual(t, lease, after.Add(45*time.Second).UnixMilli()+1)
+	assertNoRawKey(t, inProgress, rawKey)
+
+	done := rawGet(t, table, idKey(id))
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "COMPLETED"}, done["status"])
+	exp := number(t, done["expiration"])
+	assert.GreaterOrEqual(t, exp, before.Add(24*time.Hour).Unix(), "expiration in epoch seconds")
+	assert.LessOrEqual(t, exp, after.Add(24*time.Hour).Unix()+1)
+	assert.NotContains(t, done, "in_progress_expiration")
+	assert.Equal(t, &types.AttributeValueMemberS{Value: request(rawKey, `{"amount":1}`).Fingerprint}, done["validation"])
+	assert.Equal(t, inProgress["owner"], done["owner"], "the owner stays on the completed record")
+	assert.IsType(t, &types.AttributeValueMemberS{}, done["owner"])
+	assert.JSONEq(t, `{"status":201,"body":"ok"}`, done["data"].(*types.AttributeValueMemberS).Value)
+	assert.NotContains(t, done, "data_encoding")
+	assertNoRawKey(t, done, rawKey)
+}
+
+func number(t *testing.T, av types.AttributeValue) int64 {
+	t.Helper()
+	n, ok := av.(*types.AttributeValueMemberN)
+	require.True(t, ok, "want N, got %T", av)
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	require.NoError(t, err)
+	return v
+}
+
+func assertNoRawKey(t *testing.T, item map[string]types.AttributeValue, rawKey string) {
+	t.Helper()
+	for name, av := range item {
+		assert.NotContains(t, fmt.Sprint(av), rawKey, "attribute %s holds the raw key", name)
+		assert.NotContains(t, name, rawKey)
+	}
+}
+
+func TestConcurrentBursts(t *testing.T) {
+	table := newTable(t)
+	engine := idempotent.New(dynamostore.New(ddbtest.Client(t), table))
+	const bursts, perBurst = 10, 50
+	for b := range bursts {
+		key := fmt.Sprintf("burst-%d", b)
+		var runs, replayed, inProgress atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, perBurst)
+		start := make(chan struct{})
+		for range perBurst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := idempotent.Run(context.Background(), engine, request(key, `{"n":1}`), idempotent.Spec[resp]{},
+					func(context.Context) (resp, error) {
+						runs.Add(1)
+						time.Sleep(20 * time.Millisecond)
+						return resp{Status: 201, Body: key}, nil
+					})
+				switch {
+				case errors.Is(err, idempotent.ErrInProgress):
+					inProgress.Add(1)
+				case err != nil:
+					errs <- err
+				case res.Replayed():
+					replayed.Add(1)
+					if res.Value.Body != key {
+						errs <- fmt.Errorf("replayed %q", res.Value.Body)
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("burst %d: %v", b, err)
+		}
+		assert.Equal(t, int32(1), runs.Load(), "burst %d: executions", b)
+		assert.Equal(t, int32(perBurst-1), replayed.Load()+inProgress.Load(), "burst %d: replays + in progress", b)
+	}
+}
+
+func TestAtomicCompletion(t *testing.T) {
+	table := newTable(t)
+	orders := newTable(t) // any table; its partition key is "id"
+	client, calls := countingClient(t)
+	engine := idempotent.New(dynamostore.New(client, table))
+	ctx := context.Background()
+	var runs atomic.Int32
+	placeOrder := func(orderID string) func(context.Context) (resp, error) {
+		return func(ctx context.Context) (resp, error) {
+			runs.Add(1)
+			added := dynamostore.Put(ctx, &types.Put{
+				TableName: &orders,
+				Item: map[string]types.AttributeValue{
+					"id":     &types.AttributeValueMemberS{Value: orderID},
+					"amount": &types.AttributeValueMemberN{Value: "2000"},
+				},
+				ConditionExpression: strPtr("attribute_not_exists(id)"),
+			})
+			if !added {
+				return resp{}, errors.New("not in an idempotent execution")
+			}
+			return resp{Status: 201, Body: orderID}, nil
+		}
+	}
+
+	t.Run("CommitsBoth", func(t *testing.T) {
+		calls.take()
+		_, err := idempotent.Run(ctx, engine, request("order-1", `{}`), idempotent.Spec[resp]{}, placeOrder("ord_1"))
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int{"PutItem": 1, "TransactWriteItems": 1}, calls.take())
+		assert.NotNil(t, rawGet(t, orders, idKey("ord_1")), "effect committed")
+		rec := rawGet(t, table, idKey(scope.ID("order-1")))
+		assert.Equal(t, &types.AttributeValueMemberS{Value: "COMPLETED"}, rec["status"])
+	})
+
+	t.Run("FailedEffectCommitsNothing", func(t *testing.T) {
+		// An order with this ID exists already, so the handler's conditional Put fails.
+		_, err := ddbtest.Client(t).PutItem(ctx, &dynamodb.PutItemInput{TableName: &orders, Item: map[string]types.AttributeValue{
+			"id": &types.AttributeValueMemberS{Value: "ord_2"}, "amount": &types.AttributeValueMemberN{Value: "1"},
+		}})
+		require.NoError(t, err)
+		runs.Store(0)
+		calls.take()
+		_, err = idempotent.Run(ctx, engine, request("order-2", `{}`), idempotent.Spec[resp]{}, placeOrder("ord_2"))
+		require.ErrorIs(t, err, idempotent.ErrEffectFailed)
+		assert.Contains(t, err.Error(), "effect 0 (Put on table "+orders+")")
+		assert.Contains(t, err.Error(), "ConditionalCheckFailed")
+		assert.Equal(t, map[string]int{"PutItem": 1, "TransactWriteItems": 1, "DeleteItem": 1}, calls.take())
+		assert.Nil(t, rawGet(t, table, idKey(scope.ID("order-2"))), "no record: the key is released")
+		assert.Equal(t, "1", rawGet(t, orders, idKey("ord_2"))["amount"].(*types.AttributeValueMemberN).Value, "order untouched")
+
+		// The blocking item goes away; a retry with the same key runs the handler again and commits.
+		_, err = ddbtest.Client(t).DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &orders, Key: idKey("ord_2")})
+		require.NoError(t, err)
+		res, err := idempotent.Run(ctx, engine, request("order-2", `{}`), idempotent.Spec[resp]{}, placeOrder("ord_2"))
+		require.NoError(t, err)
+		assert.False(t, res.Replayed())
+		assert.Equal(t, int32(2), runs.Load())
+		assert.Equal(t, "2000", rawGet(t, orders, idKey("ord_2"))["amount"].(*types.AttributeValueMemberN).Value)
+	})
+
+	t.Run("UnsupportedEffectWritesNothing", func(t *testing.T) {
+		_, err := idempotent.Run(ctx, engine, request("order-3", `{}`), idempotent.Spec[resp]{}, func(ctx context.Context) (resp, error) {
+			idempotent.AddEffect(ctx, dynamodb.PutItemInput{TableName: &orders})
+			return resp{Status: 201}, nil
+		})
+		require.ErrorIs(t, err, idempotent.ErrUnsupportedEffect)
+		assert.Nil(t, rawGet(t, table, idKey(scope.ID("order-3"))), "released")
+	})
+}
+
+func strPtr(s string) *string { return &s }
+
+func TestLargeResponses(t *testing.T) {
+	table := newTable(t)
+	client, calls := countingClient(t)
+	engine := idempotent.New(dynamostore.New(client, table))
+	ctx := context.Background()
+	var runs atomic.Int32
+
+	t.Run("CompressedRoundTrip", func(t *testing.T) {
+		body := strings.Repeat(`{"line":"a fairly repetitive JSON document"},`, 20000) // ~900 KB, compresses well
+		res, err := idempotent.Run(ctx, engine, request("big-json", `{}`), idempotent.Spec[resp]{}, handler(&runs, body))
+		require.NoError(t, err)
+		require.Equal(t, body, res.Value.Body)
+		item := rawGet(t, table, idKey(scope.ID("big-json")))
+		assert.Equal(t, &types.AttributeValueMemberS{Value: dynamostore.EncodingGzip}, item["data_encoding"])
+		require.IsType(t, &types.AttributeValueMemberB{}, item["data"])
+		assert.Less(t, len(item["data"].(*types.AttributeValueMemberB).Value), 64<<10)
+
+		res, err = idempotent.Run(ctx, engine, request("big-json", `{}`), idempotent.Spec[resp]{}, handler(&runs, "other"))
+		require.NoError(t, err)
+		assert.True(t, res.Replayed())
+		assert.Equal(t, body, res.Value.Body, "replayed byte for byte")
+	})
+
+	t.Run("TooLargeNeverRunsTwice", func(t *testing.T) {
+		big := make([]byte, 600<<10) // random: gzip cannot bring it (base64 in JSON) under 400 KB
+		_, _ = rand.Read(big)
+		runs.Store(0)
+		calls.take()
+		first, err := idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
+			runs.Add(1)
+			return big, nil
+		})
+		require.NoError(t, err, "the first caller gets the handler's response")
+		assert.Equal(t, big, first.Value)
+		assert.Equal(t, map[string]int{"PutItem": 2}, calls.take())
+		item := rawGet(t, table, idKey(scope.ID("huge")))
+		assert.Equal(t, &types.AttributeValueMemberS{Value: "COMPLETED"}, item["status"])
+		assert.Equal(t, &types.AttributeValueMemberS{Value: dynamostore.EncodingTooLarge}, item["data_encoding"])
+		assert.NotContains(t, item, "data")
+
+		_, err = idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
+			runs.Add(1)
+			return nil, nil
+		})
+		require.ErrorIs(t, err, dynamostore.ErrResponseTooLarge)
+		var se *idempotent.StoreError
+		require.ErrorAs(t, err, &se)
+		_, err = idempotent.Run(ctx, engine, request("huge", `{"other":1}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
+			runs.Add(1)
+			return nil, nil
+		})
+		require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
+		assert.Equal(t, int32(1), runs.Load(), "the handler ran once")
+	})
+}
