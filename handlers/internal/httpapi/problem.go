@@ -16,10 +16,10 @@ const (
 	ContentTypeProblem = "application/problem+json"
 )
 
-// TypeBase prefixes the problem type URIs of the service's own problems. RFC 9457 allows a type URI that is not
-// meant to be dereferenced; a tag URI (RFC 4151) says so plainly and cannot go stale the way a documentation link
-// can. Problems that add nothing to the HTTP status use "about:blank", as RFC 9457 §4.2.1 recommends.
-const TypeBase = "tag:idemkit.github.io,2026:problem:"
+// TypeBase prefixes the problem type URIs of the service's own problems: the address of problems.md beside this
+// file, which describes each type, as idempotent/apigw does for the idempotency layer's problems. Problems that
+// add nothing to the HTTP status use "about:blank", as RFC 9457 §4.2.1 recommends.
+const TypeBase = "https://github.com/idemkit/idemkit/blob/main/handlers/internal/httpapi/problems.md#"
 
 // FieldError is one invalid member of a request body.
 type FieldError struct {

@@ -440,7 +440,7 @@ func TestValidationProblem(t *testing.T) {
 	ev.Body = `{"amount": 0, "currency": "usd", "card_number": "4242424242424241", "cvv": "1", "expiry_month": "07", "expiry_year": "2030", "extra": true}`
 	resp := h.do(t, ev)
 	p := problem(t, resp, http.StatusBadRequest)
-	assert.Equal(t, "tag:idemkit.github.io,2026:problem:validation-error", p["type"])
+	assert.Equal(t, "https://github.com/idemkit/idemkit/blob/main/handlers/internal/httpapi/problems.md#validation-error", p["type"])
 	assert.JSONEq(t, `[
 		{"field": "amount", "message": "must be an integer number of minor units between 1 and 99999999"},
 		{"field": "card_number", "message": "is not a valid card number (the Luhn check digit does not match)"},
