@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ErrMalformedResponse marks a function result that is not a valid proxy response;
+// API Gateway logs "Malformed Lambda proxy response" and answers 502.
+var ErrMalformedResponse = errors.New("malformed Lambda proxy response")
+
+// ProxyResponse is a validated Lambda proxy response, ready to be written.
+type ProxyResponse struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// ParseResponse validates a function's result as API Gateway does for payload
+// format 1.0: a JSON object with an integer statusCode and only the keys statusCode,
+// headers, multiValueHeaders, body and isBase64Encoded; headers map to strings,
+// multiValueHeaders to string lists, body is a string. For a header in both maps the
+// multiValueHeaders values win.
+func ParseResponse(payload []byte) (*ProxyResponse, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformedResponse)
+	}
+	for k := range raw {
+		switch k {
+		case "statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded":
+		default:
+			return nil, fmt.Errorf("%w: unexpected field %q", ErrMalformedResponse, k)
+		}
+	}
+	var resp struct {
+		StatusCode        *json.Number         `json:"statusCode"`
+		Headers           map[string]*string   `json:"headers"`
+		MultiValueHeaders map[string][]*string `json:"multiValueHeaders"`
+		Body              *string              `json:"body"`
+		IsBase64Encoded   *bool                `json:"isBase64Encoded"`
+	}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	if err := d.Decode(&resp); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+	}
+	if sc := bytes.TrimSpace(raw["statusCode"]); len(sc) > 0 && sc[0] == '"' {
+		return nil, fmt.Errorf("%w: statusCode must be a number, not %s", ErrMalformedResponse, sc)
+	}
+	if resp.StatusCode == nil {
+		return nil, fmt.Errorf("%w: statusCode is missing", ErrMalformedResponse)
+	}
+	code, err := resp.StatusCode.Int64()
+	if err != nil || code < 100 || code > 599 {
+		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, resp.StatusCode.String())
+	}
+	out := &ProxyResponse{StatusCode: int(code), Header: http.Header{}}
+	for k, v := range resp.Headers {
+		if _, inMulti := resp.MultiValueHeaders[k]; inMulti || v == nil {
+			continue
+		}
+		out.Header.Add(k, *v)
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			if v != nil {
+				out.Header.Add(k, *v)
+			}
+		}
+	}
+	if resp.Body != nil {
+		out.Body = []byte(*resp.Body)
+		if resp.IsBase64Encoded != nil && *resp.IsBase64Encoded {
+			if out.Body, err = base64.StdEncoding.DecodeString(*resp.Body); err != nil {
+				return nil, fmt.Errorf("%w: body is not valid base64", ErrMalformedResponse)
+			}
+		}
+	}
+	// The gateway computes the framing itself.
+	out.Header.Del("Content-Length")
+	out.Header.Del("Transfer-Encoding")
+	if out.Header.Get("Content-Type") == "" {
+		out.Header.Set("Content-Type", "application/json")
+	}
+	return out, nil
+}
+
+// Write sends the response.
+func (p *ProxyResponse) Write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, vs := range p.Header {
+		h[k] = append(h[k], vs...)
+	}
+	w.WriteHeader(p.StatusCode)
+	_, _ = w.Write(p.Body)
+}
