@@ -9,9 +9,10 @@
 //
 // A typical function:
 //
-//	var engine = idempotent.New(dynamostore.New(ddb, os.Getenv("IDEMPOTENCY_TABLE")))
-//
-//	func main() { lambda.Start(apigw.REST(engine, createPayment)) }
+//	func main() {
+//		engine := idempotent.New(dynamostore.New(dynamodb.NewFromConfig(cfg), os.Getenv("IDEMPOTENCY_TABLE")))
+//		lambda.Start(apigw.REST(engine, createPayment))
+//	}
 //
 // # Responses
 //

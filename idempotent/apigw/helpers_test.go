@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,7 +56,8 @@ func newEnv(t *testing.T, opts ...idempotent.Option) *env {
 	t.Helper()
 	clk := idempotenttest.NewClock(epoch)
 	st := &flakyStore{Store: memstore.New()}
-	opts = append([]idempotent.Option{idempotent.WithClock(clk), idempotent.WithDisabled(false)}, opts...)
+	opts = append([]idempotent.Option{idempotent.WithClock(clk), idempotent.WithDisabled(false),
+		idempotent.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	return &env{engine: idempotent.New(st, opts...), clock: clk, store: st}
 }
 
@@ -90,9 +92,11 @@ var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engin
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.APIGatewayProxyRequest
 		loadEvent(in, "rest", &ev)
-		for name, vals := range in.header {
+		for name := range in.header {
 			deleteFold(ev.Headers, name)
 			deleteFold(ev.MultiValueHeaders, name)
+		}
+		for name, vals := range in.header {
 			if vals != nil {
 				ev.Headers[name] = vals[len(vals)-1]
 				ev.MultiValueHeaders[name] = vals
@@ -162,8 +166,10 @@ var urlKind = kind{name: "FunctionURL", prefix: "url", wrap: func(e *idempotent.
 // applyJoined sets headers as HTTP APIs and Function URLs deliver them: names in lower case, repeated values
 // joined with commas.
 func applyJoined(h map[string]string, in input) {
-	for name, vals := range in.header {
+	for name := range in.header {
 		deleteFold(h, name)
+	}
+	for name, vals := range in.header {
 		if vals != nil {
 			h[strings.ToLower(name)] = strings.Join(vals, ",")
 		}

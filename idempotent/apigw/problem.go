@@ -3,7 +3,9 @@ package apigw
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -33,12 +35,9 @@ type Problem struct {
 	Extensions map[string]any
 }
 
-// MarshalJSON writes the standard members followed by the extensions, without HTML escaping.
+// MarshalJSON writes the standard members in the order of RFC 9457 (type, title, status, detail, instance), then
+// the extensions sorted by name, without HTML escaping.
 func (p Problem) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, 5+len(p.Extensions))
-	for k, v := range p.Extensions {
-		m[k] = v
-	}
 	typ := p.Type
 	if typ == "" {
 		typ = "about:blank"
@@ -47,26 +46,49 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 	if title == "" {
 		title = http.StatusText(p.Status)
 	}
-	m["type"] = typ
-	m["title"] = title
-	m["status"] = p.Status
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	add := func(name string, v any) error {
+		if buf.Len() > 1 {
+			buf.WriteByte(',')
+		}
+		if err := encodeJSON(&buf, name); err != nil {
+			return err
+		}
+		buf.WriteByte(':')
+		return encodeJSON(&buf, v)
+	}
+	_ = add("type", typ) // strings and ints always encode
+	_ = add("title", title)
+	_ = add("status", p.Status)
 	if p.Detail != "" {
-		m["detail"] = p.Detail
-	} else {
-		delete(m, "detail")
+		_ = add("detail", p.Detail)
 	}
 	if p.Instance != "" {
-		m["instance"] = p.Instance
-	} else {
-		delete(m, "instance")
+		_ = add("instance", p.Instance)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	for _, k := range slices.Sorted(maps.Keys(p.Extensions)) {
+		switch k {
+		case "type", "title", "status", "detail", "instance":
+			continue
+		}
+		if err := add(k, p.Extensions[k]); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+func encodeJSON(buf *bytes.Buffer, v any) error {
+	var tmp bytes.Buffer
+	enc := json.NewEncoder(&tmp)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
+	if err := enc.Encode(v); err != nil {
+		return err
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	buf.Write(bytes.TrimRight(tmp.Bytes(), "\n"))
+	return nil
 }
 
 // body returns the JSON document. Extensions that cannot be marshalled are dropped rather than failing the
