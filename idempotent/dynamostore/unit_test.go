@@ -1,0 +1,455 @@
+package dynamostore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+)
+
+// fakeAPI is an API made of functions; a nil function fails the test when called.
+type fakeAPI struct {
+	t   *testing.T
+	put func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error)
+	get func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error)
+	del func(*dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error)
+	tx  func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+func (f fakeAPI) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	require.NotNil(f.t, f.put, "unexpected PutItem")
+	return f.put(in)
+}
+
+func (f fakeAPI) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	require.NotNil(f.t, f.get, "unexpected GetItem")
+	return f.get(in)
+}
+
+func (f fakeAPI) DeleteItem(_ context.Context, in *dynamodb.DeleteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	require.NotNil(f.t, f.del, "unexpected DeleteItem")
+	return f.del(in)
+}
+
+func (f fakeAPI) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	require.NotNil(f.t, f.tx, "unexpected TransactWriteItems")
+	return f.tx(in)
+}
+
+var now = time.Unix(1_800_000_000, 0)
+
+func record() idempotent.Record {
+	return idempotent.Record{
+		ID: strings.Repeat("ab", 32), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "owner-1",
+		LeaseEnd: now.Add(30 * time.Second), ExpiresAt: now.Add(time.Hour),
+	}
+}
+
+func completedRecord() idempotent.Record {
+	r := record()
+	r.Status, r.Response, r.LeaseEnd = idempotent.StatusCompleted, []byte(`{"ok":true}`), time.Time{}
+	return r
+}
+
+func TestClaimCondition(t *testing.T) {
+	var got *dynamodb.PutItemInput
+	s := New(fakeAPI{t: t, put: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+		got = in
+		return &dynamodb.PutItemOutput{}, nil
+	}}, "tbl")
+	for _, takeover := range []bool{false, true} {
+		existing, err := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now.Add(1500 * time.Millisecond), Takeover: takeover})
+		require.NoError(t, err)
+		require.Nil(t, existing)
+		cond := aws.ToString(got.ConditionExpression)
+		// Resolve the placeholders to read the condition as DynamoDB will.
+		for k, v := range got.ExpressionAttributeNames {
+			cond = strings.ReplaceAll(cond, k, v)
+		}
+		for k, v := range got.ExpressionAttributeValues {
+			switch v := v.(type) {
+			case *types.AttributeValueMemberS:
+				cond = strings.ReplaceAll(cond, k, "'"+v.Value+"'")
+			case *types.AttributeValueMemberN:
+				cond = strings.ReplaceAll(cond, k, v.Value)
+			}
+		}
+		want := "(attribute_not_exists (id)) OR (expiration <= 1800000001)"
+		if takeover {
+			want = "((attribute_not_exists (id)) OR (expiration <= 1800000001)) OR ((status = 'INPROGRESS') AND (in_progress_expiration <= 1800000001500))"
+		}
+		assert.Equal(t, want, cond, "takeover=%v", takeover)
+		assert.Equal(t, types.ReturnValuesOnConditionCheckFailureAllOld, got.ReturnValuesOnConditionCheckFailure)
+	}
+}
+
+func TestRounding(t *testing.T) {
+	cases := []struct {
+		in       time.Time
+		sec, mil int64
+	}{
+		{time.Unix(100, 0), 100, 100_000},
+		{time.Unix(100, 1), 101, 100_001},
+		{time.Unix(100, int64(time.Millisecond)), 101, 100_001},
+		{time.Unix(100, 999_999_999), 101, 101_000},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.sec, ceilSeconds(c.in), "seconds of %v", c.in)
+		assert.Equal(t, c.mil, ceilMillis(c.in), "millis of %v", c.in)
+	}
+}
+
+func TestClaimFallback(t *testing.T) {
+	ccf := &types.ConditionalCheckFailedException{Message: aws.String("The conditional request failed")}
+	conflict := func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, ccf }
+	s := New(fakeAPI{t: t, put: conflict}, "tbl")
+	live, err := s.item(record(), false)
+	require.NoError(t, err)
+	expired := record()
+	expired.ExpiresAt = now
+	dead, err := s.item(expired, false)
+	require.NoError(t, err)
+
+	cases := map[string]struct {
+		item    map[string]types.AttributeValue
+		wantErr error
+	}{
+		"Found":   {item: live},
+		"Gone":    {item: nil, wantErr: idempotent.ErrRecordChanged},
+		"Expired": {item: dead, wantErr: idempotent.ErrRecordChanged},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			gets := 0
+			s.client = fakeAPI{t: t, put: conflict, get: func(in *dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) {
+				gets++
+				assert.True(t, aws.ToBool(in.ConsistentRead))
+				return &dynamodb.GetItemOutput{Item: tc.item}, nil
+			}}
+			existing, err := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now, Takeover: true})
+			assert.Equal(t, 1, gets)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, record().Owner, existing.Owner)
+		})
+	}
+
+	t.Run("OtherErrorsWrapped", func(t *testing.T) {
+		boom := &smithy.GenericAPIError{Code: "InternalServerError", Message: "boom"}
+		s.client = fakeAPI{t: t, put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, boom }}
+		_, err := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now})
+		require.ErrorIs(t, err, boom)
+	})
+}
+
+func txCancelled(codes ...string) error {
+	reasons := make([]types.CancellationReason, len(codes))
+	for i, c := range codes {
+		reasons[i] = types.CancellationReason{Code: aws.String(c)}
+		if c == "ConditionalCheckFailed" {
+			reasons[i].Message = aws.String("The conditional request failed")
+		}
+	}
+	return &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"), CancellationReasons: reasons}
+}
+
+func putEffect(table string) types.TransactWriteItem {
+	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(table), Item: map[string]types.AttributeValue{"id": str("x")}}}
+}
+
+func TestCompleteWithEffects(t *testing.T) {
+	ctx := context.Background()
+	effects := []idempotent.Effect{putEffect("orders"), &types.TransactWriteItem{Update: &types.Update{TableName: aws.String("stock")}}}
+
+	t.Run("OneTransaction", func(t *testing.T) {
+		var got *dynamodb.TransactWriteItemsInput
+		s := New(fakeAPI{t: t, tx: func(in *dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+			got = in
+			return &dynamodb.TransactWriteItemsOutput{}, nil
+		}}, "tbl")
+		require.NoError(t, s.Complete(ctx, completedRecord(), effects))
+		require.Len(t, got.TransactItems, 3)
+		first := got.TransactItems[0].Put
+		require.NotNil(t, first)
+		assert.Equal(t, "tbl", aws.ToString(first.TableName))
+		assert.Equal(t, "#status = :inprogress AND #owner = :owner", aws.ToString(first.ConditionExpression))
+		assert.Equal(t, str("owner-1"), first.ExpressionAttributeValues[":owner"])
+		assert.Equal(t, "orders", aws.ToString(got.TransactItems[1].Put.TableName))
+		assert.Equal(t, "stock", aws.ToString(got.TransactItems[2].Update.TableName))
+		token := aws.ToString(got.ClientRequestToken)
+		assert.Len(t, token, 36)
+		assert.Equal(t, token, requestToken(completedRecord()), "same owner, same token")
+		other := completedRecord()
+		other.Owner = "owner-2"
+		assert.NotEqual(t, token, requestToken(other))
+	})
+
+	cases := map[string]struct {
+		err      error
+		is       []error
+		isNot    []error
+		contains string
+	}{
+		"Fenced":          {err: txCancelled("ConditionalCheckFailed", "None", "None"), is: []error{idempotent.ErrFenced}, isNot: []error{idempotent.ErrEffectFailed}},
+		"FencedAndEffect": {err: txCancelled("ConditionalCheckFailed", "ConditionalCheckFailed", "None"), is: []error{idempotent.ErrFenced}, isNot: []error{idempotent.ErrEffectFailed}},
+		"SecondEffect": {
+			err: txCancelled("None", "None", "ConditionalCheckFailed"), is: []error{idempotent.ErrEffectFailed},
+			isNot: []error{idempotent.ErrFenced}, contains: "effect 1 (Update on table stock) failed: ConditionalCheckFailed: The conditional request failed",
+		},
+		"Conflict": {
+			err: txCancelled("None", "TransactionConflict", "None"), isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect},
+			contains: "None, TransactionConflict, None",
+		},
+		"Invalid": {
+			err: &smithy.GenericAPIError{Code: "ValidationException", Message: "Transaction request cannot include multiple operations on one item"},
+			is:  []error{idempotent.ErrUnsupportedEffect},
+		},
+		"Throttled": {
+			err:   &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"},
+			isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := New(fakeAPI{t: t, tx: func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+				return nil, tc.err
+			}}, "tbl")
+			err := s.Complete(ctx, completedRecord(), effects)
+			require.Error(t, err)
+			require.ErrorIs(t, err, tc.err, "the SDK error stays reachable")
+			for _, e := range tc.is {
+				assert.ErrorIs(t, err, e)
+			}
+			for _, e := range tc.isNot {
+				assert.NotErrorIs(t, err, e)
+			}
+			assert.Contains(t, err.Error(), tc.contains)
+		})
+	}
+
+	t.Run("OurCommitSeenAgain", func(t *testing.T) {
+		// A retry whose first attempt committed: the fence fails but the old item is exactly ours.
+		s := New(fakeAPI{t: t}, "tbl")
+		s.client = fakeAPI{t: t, tx: func(in *dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+			return nil, &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{
+				{Code: aws.String("ConditionalCheckFailed"), Item: in.TransactItems[0].Put.Item}, {Code: aws.String("None")}, {Code: aws.String("None")},
+			}}
+		}}
+		require.NoError(t, s.Complete(ctx, completedRecord(), effects))
+	})
+}
+
+func TestUnsupportedEffectsWriteNothing(t *testing.T) {
+	s := New(fakeAPI{t: t}, "tbl") // any call fails the test
+	type foreign struct{}
+	cases := map[string][]idempotent.Effect{
+		"ForeignType":  {foreign{}},
+		"InputType":    {dynamodb.PutItemInput{}},
+		"NilPointer":   {(*types.TransactWriteItem)(nil)},
+		"Empty":        {types.TransactWriteItem{}},
+		"TwoActions":   {types.TransactWriteItem{Put: &types.Put{}, Delete: &types.Delete{}}},
+		"SecondIsBad":  {putEffect("t"), foreign{}},
+		"TooManyItems": make([]idempotent.Effect, MaxEffects+1),
+	}
+	for i := range cases["TooManyItems"] {
+		cases["TooManyItems"][i] = putEffect(fmt.Sprint("t", i))
+	}
+	for name, effects := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := s.Complete(context.Background(), completedRecord(), effects)
+			require.ErrorIs(t, err, idempotent.ErrUnsupportedEffect)
+		})
+	}
+	err := s.Complete(context.Background(), completedRecord(), cases["TooManyItems"])
+	assert.ErrorContains(t, err, "100 items per transaction")
+
+	var n int
+	s.client = fakeAPI{t: t, tx: func(in *dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+		n = len(in.TransactItems)
+		return &dynamodb.TransactWriteItemsOutput{}, nil
+	}}
+	require.NoError(t, s.Complete(context.Background(), completedRecord(), cases["TooManyItems"][:MaxEffects]))
+	assert.Equal(t, 100, n)
+}
+
+func TestHelpersAddEffects(t *testing.T) {
+	assert.False(t, Put(context.Background(), &types.Put{}), "outside an execution")
+	ctx := context.Background()
+	var got []idempotent.Effect
+	s := New(fakeAPI{t: t,
+		put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return &dynamodb.PutItemOutput{}, nil },
+		tx: func(in *dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+			for _, it := range in.TransactItems[1:] {
+				got = append(got, it)
+			}
+			return &dynamodb.TransactWriteItemsOutput{}, nil
+		}}, "tbl")
+	_, err := idempotent.Run(ctx, idempotent.New(s), idempotent.Request{Key: "k", Fingerprint: "f"}, idempotent.Spec[int]{},
+		func(ctx context.Context) (int, error) {
+			require.True(t, Put(ctx, &types.Put{TableName: aws.String("a")}))
+			require.True(t, Update(ctx, &types.Update{TableName: aws.String("b")}))
+			require.True(t, Delete(ctx, &types.Delete{TableName: aws.String("c")}))
+			require.True(t, ConditionCheck(ctx, &types.ConditionCheck{TableName: aws.String("d")}))
+			return 1, nil
+		})
+	require.NoError(t, err)
+	require.Len(t, got, 4)
+	assert.Equal(t, []string{"Put", "Update", "Delete", "ConditionCheck"},
+		[]string{kind(got[0].(types.TransactWriteItem)), kind(got[1].(types.TransactWriteItem)), kind(got[2].(types.TransactWriteItem)), kind(got[3].(types.TransactWriteItem))})
+}
+
+func TestCompleteFence(t *testing.T) {
+	ctx := context.Background()
+	s := New(fakeAPI{t: t}, "tbl")
+	ours, err := s.item(completedRecord(), false)
+	require.NoError(t, err)
+	other := completedRecord()
+	other.Response = []byte("other")
+	theirs, err := s.item(other, false)
+	require.NoError(t, err)
+
+	for name, tc := range map[string]struct {
+		old     map[string]types.AttributeValue
+		wantErr bool
+		reason  string
+	}{
+		"Absent":            {old: nil, wantErr: true, reason: "record absent"},
+		"CompletedByOthers": {old: theirs, wantErr: true, reason: "record is COMPLETED"},
+		"OurEarlierAttempt": {old: ours, wantErr: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s.client = fakeAPI{t: t, put: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+				assert.Equal(t, types.ReturnValuesOnConditionCheckFailureAllOld, in.ReturnValuesOnConditionCheckFailure)
+				return nil, &types.ConditionalCheckFailedException{Item: tc.old}
+			}}
+			err := s.Complete(ctx, completedRecord(), nil)
+			if !tc.wantErr {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, idempotent.ErrFenced)
+			assert.Contains(t, err.Error(), tc.reason)
+		})
+	}
+}
+
+func TestDataEncoding(t *testing.T) {
+	random := make([]byte, 8<<10)
+	_, _ = rand.Read(random)
+	jsonDoc := []byte(strings.Repeat(`{"k":"v"},`, 1000))
+	cases := map[string]struct {
+		threshold int
+		resp      []byte
+		kind      string // S, B
+		enc       string
+	}{
+		"SmallText":        {0, []byte(`{"a":1}`), "S", ""},
+		"Empty":            {0, []byte{}, "S", ""},
+		"Binary":           {0, []byte{0xff, 0xfe, 0}, "B", ""},
+		"LargeText":        {0, jsonDoc, "B", EncodingGzip},
+		"Incompressible":   {0, random, "B", ""},
+		"BelowThreshold":   {1 << 20, jsonDoc, "S", ""},
+		"CompressionOff":   {-1, jsonDoc, "S", ""},
+		"LowThresholdTiny": {1, []byte("a"), "S", ""}, // gzip would be larger
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := New(fakeAPI{t: t}, "tbl", func(o *Options) { o.CompressThreshold = tc.threshold })
+			rec := completedRecord()
+			rec.Response = tc.resp
+			it, err := s.item(rec, false)
+			require.NoError(t, err)
+			switch tc.kind {
+			case "S":
+				assert.IsType(t, &types.AttributeValueMemberS{}, it["data"])
+			case "B":
+				assert.IsType(t, &types.AttributeValueMemberB{}, it["data"])
+			}
+			if tc.enc == "" {
+				assert.NotContains(t, it, "data_encoding")
+			} else {
+				assert.Equal(t, str(tc.enc), it["data_encoding"])
+			}
+			d, err := s.decode(it)
+			require.NoError(t, err)
+			assert.Equal(t, string(tc.resp), string(d.rec.Response))
+		})
+	}
+
+	t.Run("UnknownEncodingIsAnError", func(t *testing.T) {
+		s := New(fakeAPI{t: t}, "tbl")
+		it, err := s.item(completedRecord(), false)
+		require.NoError(t, err)
+		it["data_encoding"] = str("zstd")
+		_, err = s.decode(it)
+		require.ErrorContains(t, err, `unknown data encoding "zstd"`)
+	})
+}
+
+func TestNewRejectsDuplicateAttributeNames(t *testing.T) {
+	assert.Panics(t, func() { New(fakeAPI{t: t}, "tbl", func(o *Options) { o.SortKeyAttr = "id" }) })
+	assert.Panics(t, func() { New(fakeAPI{t: t}, "tbl", func(o *Options) { o.DataAttr = "status" }) })
+	assert.NotPanics(t, func() { New(fakeAPI{t: t}, "tbl", func(o *Options) { o.SortKeyAttr = "sk" }) })
+}
+
+// The size estimate must err high: an item it accepts must be accepted by DynamoDB, or a too-large response
+// would fail its completion, stay INPROGRESS and run again after the lease. DynamoDB Local enforces the limit.
+func TestItemSizeEstimateIsSafe(t *testing.T) {
+	client := ddbtest.Client(t)
+	ctx := context.Background()
+	table := ddbtest.UniqueName(t, "idem")
+	require.NoError(t, CreateTable(ctx, client, table))
+	t.Cleanup(func() { _, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}) })
+	s := New(client, table, func(o *Options) { o.CompressThreshold = -1 })
+
+	rec := completedRecord()
+	rec.Response = nil
+	base, err := s.item(rec, false)
+	require.NoError(t, err)
+	// The largest response Complete still stores as data.
+	rec.Response = []byte(strings.Repeat("x", maxItemSize-sizeMargin-itemSize(base)))
+	it, err := s.item(rec, false)
+	require.NoError(t, err)
+	require.Equal(t, maxItemSize-sizeMargin, itemSize(it))
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it})
+	require.NoError(t, err, "DynamoDB accepts the largest item the estimate allows")
+
+	// DynamoDB refuses an item over 400 KB, which is why Complete must not send one.
+	rec.Response = []byte(strings.Repeat("x", maxItemSize+1))
+	it, err = s.item(rec, false)
+	require.NoError(t, err)
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it})
+	var ae smithy.APIError
+	require.True(t, errors.As(err, &ae), "got %v", err)
+	assert.Equal(t, "ValidationException", ae.ErrorCode())
+
+	// Complete on such a record writes the marker instead, in one call.
+	claim := record()
+	claim.ID = strings.Repeat("cd", 32)
+	existing, err := s.Claim(ctx, idempotent.Claim{Record: claim, Now: now})
+	require.NoError(t, err)
+	require.Nil(t, existing)
+	done := claim
+	done.Status, done.Response = idempotent.StatusCompleted, rec.Response
+	require.NoError(t, s.Complete(ctx, done, nil))
+	got, err := s.Get(ctx, claim.ID, now)
+	require.NoError(t, err)
+	assert.Equal(t, idempotent.StatusCompleted, got.Status)
+	assert.Nil(t, got.Response)
+}
