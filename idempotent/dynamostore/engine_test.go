@@ -426,3 +426,35 @@ func TestLargeResponses(t *testing.T) {
 		assert.Equal(t, int32(1), runs.Load(), "the handler ran once")
 	})
 }
+
+// A completion retried after its transaction committed (the answer was lost) succeeds and writes nothing twice.
+func TestCommittedTransactionRetry(t *testing.T) {
+	table := newTable(t)
+	counters := newTable(t)
+	store := dynamostore.New(ddbtest.Client(t), table)
+	ctx := context.Background()
+	now := time.Now()
+	rec := idempotent.Record{
+		ID: scope.ID("tx-retry"), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "owner-tx",
+		LeaseEnd: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour),
+	}
+	existing, err := store.Claim(ctx, idempotent.Claim{Record: rec, Now: now})
+	require.NoError(t, err)
+	require.Nil(t, existing)
+	done := rec
+	done.Status, done.Response = idempotent.StatusCompleted, []byte(`"ok"`)
+	effect := &types.TransactWriteItem{Update: &types.Update{
+		TableName:                 &counters,
+		Key:                       idKey("c"),
+		UpdateExpression:          strPtr("ADD n :one"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+	}}
+	require.NoError(t, store.Complete(ctx, done, []idempotent.Effect{effect}))
+	require.NoError(t, store.Complete(ctx, done, []idempotent.Effect{effect}), "a retry of the committed completion")
+	assert.Equal(t, "1", rawGet(t, counters, idKey("c"))["n"].(*types.AttributeValueMemberN).Value, "the effect applied once")
+
+	other := done
+	other.Owner = "someone-else"
+	require.ErrorIs(t, store.Complete(ctx, other, []idempotent.Effect{effect}), idempotent.ErrFenced)
+	assert.Equal(t, "1", rawGet(t, counters, idKey("c"))["n"].(*types.AttributeValueMemberN).Value)
+}
