@@ -415,7 +415,9 @@ func TestItemSizeEstimateIsSafe(t *testing.T) {
 	ctx := context.Background()
 	table := ddbtest.UniqueName(t, "idem")
 	require.NoError(t, CreateTable(ctx, client, table))
-	t.Cleanup(func() { _, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}) })
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
 	s := New(client, table, func(o *Options) { o.CompressThreshold = -1 })
 
 	rec := completedRecord()
