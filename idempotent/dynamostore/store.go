@@ -77,7 +77,7 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 // Options returns a copy of the store's options with defaults applied.
 func (s *Store) Options() Options { return s.opts }
 
-// fence returns the fence condition's value map for owner.
+// fenceValues returns the values of the fence condition for owner.
 func (s *Store) fenceValues(owner string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		":inprogress": str(idempotent.StatusInProgress.String()),
