@@ -94,7 +94,7 @@ func (s *Store) completeTx(ctx context.Context, rec idempotent.Record, it map[st
 	}
 	_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems:      items,
-		ClientRequestToken: aws.String(requestToken(rec)),
+		ClientRequestToken: aws.String(requestToken(s.table, rec)),
 	})
 	if err == nil {
 		return nil
@@ -102,11 +102,12 @@ func (s *Store) completeTx(ctx context.Context, rec idempotent.Record, it map[st
 	return s.txError(rec, items, err)
 }
 
-// requestToken derives the transaction's ClientRequestToken (at most 36 characters) from the claim's owner token,
-// which is unique per claim: an SDK or engine retry of the same completion sends the same token, and DynamoDB
-// answers a retry of a committed transaction with success instead of re-evaluating its conditions.
-func requestToken(rec idempotent.Record) string {
-	sum := sha256.Sum256([]byte("idemkit/dynamostore/complete\x00" + rec.ID + "\x00" + rec.Owner))
+// requestToken derives the transaction's ClientRequestToken (at most 36 characters) from the table, the record ID
+// and the claim's owner token, which is random per claim: an SDK or engine retry of the same completion sends the
+// same token, and DynamoDB answers a retry of a committed transaction with success instead of re-evaluating its
+// conditions. DynamoDB scopes tokens to the account and region, hence the table in the hash.
+func requestToken(table string, rec idempotent.Record) string {
+	sum := sha256.Sum256([]byte("idemkit/dynamostore/complete\x00" + table + "\x00" + rec.ID + "\x00" + rec.Owner))
 	return hex.EncodeToString(sum[:])[:36]
 }
 

@@ -435,7 +435,7 @@ func TestCommittedTransactionRetry(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	rec := idempotent.Record{
-		ID: scope.ID("tx-retry"), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "owner-tx",
+		ID: scope.ID("tx-retry"), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: rand.Text(),
 		LeaseEnd: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour),
 	}
 	existing, err := store.Claim(ctx, idempotent.Claim{Record: rec, Now: now})

@@ -194,10 +194,11 @@ func TestCompleteWithEffects(t *testing.T) {
 		assert.Equal(t, "stock", aws.ToString(got.TransactItems[2].Update.TableName))
 		token := aws.ToString(got.ClientRequestToken)
 		assert.Len(t, token, 36)
-		assert.Equal(t, token, requestToken(completedRecord()), "same owner, same token")
+		assert.Equal(t, token, requestToken("tbl", completedRecord()), "same owner, same token")
 		other := completedRecord()
 		other.Owner = "owner-2"
-		assert.NotEqual(t, token, requestToken(other))
+		assert.NotEqual(t, token, requestToken("tbl", other))
+		assert.NotEqual(t, token, requestToken("other-table", completedRecord()))
 	})
 
 	cases := map[string]struct {
