@@ -101,12 +101,6 @@ func loadEvent(t *testing.T, path string) events.APIGatewayProxyRequest {
 	return ev
 }
 
-// withBody returns a copy of ev with a new body.
-func withBody(ev events.APIGatewayProxyRequest, body string) events.APIGatewayProxyRequest {
-	ev.Body = body
-	return ev
-}
-
 // attrStrings collects every string and number found anywhere in an item, nested maps and lists included.
 func attrStrings(av types.AttributeValue) []string {
 	switch v := av.(type) {
