@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
@@ -638,4 +640,40 @@ func TestProblemJSON(t *testing.T) {
 	assert.JSONEq(t, `{"type":"about:blank","title":"Not Found","status":404}`, Problem{Status: 404}.HTTPResponse().Body)
 	bad := Problem{Status: 500, Detail: "x", Extensions: map[string]any{"f": func() {}}}
 	assert.JSONEq(t, `{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"x"}`, bad.FunctionURLResponse().Body)
+}
+
+// tooLargeStore answers claims as dynamostore does for a key whose response was too large to record.
+type tooLargeStore struct{ *flakyStore }
+
+func (s tooLargeStore) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	return nil, fmt.Errorf("dynamostore: claim abc: %w", dynamostore.ErrResponseTooLarge)
+}
+
+func TestResponseTooLargeIsNotRetryable(t *testing.T) {
+	env := newEnv(t)
+	e := idempotent.New(tooLargeStore{env.store}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false),
+		idempotent.WithLogger(slog.New(slog.DiscardHandler)))
+	var c counter
+	send := restKind.wrap(e, c.handle)
+	r, err := send(context.Background(), input{})
+	require.NoError(t, err)
+	assertProblem(t, r, http.StatusConflict, "response-unavailable")
+	assert.NotContains(t, r.Headers, "Retry-After")
+	assert.EqualValues(t, 0, c.n.Load())
+}
+
+func TestRefusedKeysAreCountedAsInvalid(t *testing.T) {
+	var outcomes []idempotent.Outcome
+	env := newEnv(t, idempotent.WithOutcomeHook(func(_ context.Context, ev idempotent.Event) {
+		outcomes = append(outcomes, ev.Outcome)
+	}))
+	var c counter
+	send := httpKind.wrap(env.engine, c.handle)
+	for _, vals := range [][]string{{"a", "b"}, {""}, {"a,b"}, {"é"}, nil} {
+		_, err := send(context.Background(), input{header: map[string][]string{"Idempotency-Key": vals}})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []idempotent.Outcome{idempotent.OutcomeInvalidKey, idempotent.OutcomeInvalidKey,
+		idempotent.OutcomeInvalidKey, idempotent.OutcomeInvalidKey, idempotent.OutcomeMissingKey}, outcomes)
+	assert.Zero(t, env.store.Len())
 }

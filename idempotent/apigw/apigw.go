@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 const anonymous = "anonymous"
+
+// refusedKey breaks the key grammar (a control character), so the engine rejects it without a store call.
+const refusedKey = "\x00"
 
 // storeRetryAfter is the Retry-After of a 503 after a store failure: the SDK has already retried, so the store is
 // having a bad moment and an immediate retry would likely fail too.
@@ -50,19 +54,25 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		r.Principal = anonymous
 	}
 
+	spec := idempotent.Spec[response]{
+		Codec:  responseCodec{},
+		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
+	}
+	scope := idempotent.Scope{Principal: r.Principal, Method: r.Method, Route: r.Route}
 	key, problem := cfg.key(ctx, r)
 	if problem != nil {
+		// The engine cannot be told of a key the adapter refused (several values, empty, unreadable), yet its
+		// outcome hooks and metrics should count it as an invalid key. A key it is certain to reject before any
+		// store call does that; its own reason is discarded in favour of the adapter's.
+		_, _ = idempotent.Run(ctx, e, idempotent.Request{Key: refusedKey, Scope: scope}, spec,
+			func(context.Context) (response, error) { return response{}, errors.New("unreachable") })
 		return problem.response().replayed(false), nil
 	}
 	req := idempotent.Request{
 		Key:         key,
 		KeyOptional: cfg.keyOptional,
-		Scope:       idempotent.Scope{Principal: r.Principal, Method: r.Method, Route: r.Route},
+		Scope:       scope,
 		Fingerprint: idempotent.Fingerprint(r.Method, r.Route, cfg.payload(r.Body)),
-	}
-	spec := idempotent.Spec[response]{
-		Codec:  responseCodec{},
-		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
 	}
 	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
 		resp, err := call(ctx)
@@ -244,6 +254,13 @@ func (c *config) problemFor(err error) *problemResponse {
 		return c.problem(http.StatusConflict, "outcome-unknown", "Outcome unknown",
 			"An earlier request with this idempotency key stopped before it finished, so whether it took effect "+
 				"is unknown. Check the state of the resource, then use a new idempotency key.", 0)
+	case errors.Is(err, dynamostore.ErrResponseTooLarge):
+		// The first request completed, but its response was too large to store. Retrying cannot help: the
+		// record stays until retention ends, and running the handler again is exactly what must not happen.
+		return c.problem(http.StatusConflict, "response-unavailable", "Response unavailable",
+			"A request with this idempotency key already completed, but its response was too large to be kept "+
+				"and cannot be replayed. Check the state of the resource; use a new idempotency key for a new "+
+				"request.", 0)
 	case errors.Is(err, idempotent.ErrEffectFailed):
 		return c.problem(http.StatusConflict, "effect-failed", "Conflict",
 			"The request conflicted with a concurrent change and nothing was changed. Retry it with the same "+

@@ -31,6 +31,8 @@
 //	key malformed                       400 invalid-key, the reason in detail: empty, longer than 255 bytes, not
 //	                                    visible ASCII, several values, or containing a comma
 //	store failed before the claim       503 store-unavailable, Retry-After: 2 (fail closed: the handler did not run)
+//	same key, response not recordable   409 response-unavailable, no Retry-After (too large for dynamostore to
+//	                                    record; the handler is not run again)
 //	atomic effect's condition failed    409 effect-failed, Retry-After: 1 (nothing was written; retry runs again)
 //	handler returned an error           the error, unchanged (API Gateway answers 502 as it would without this
 //	                                    package); the key is released, so a retry runs the handler again
