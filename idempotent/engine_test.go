@@ -549,3 +549,15 @@ func TestStatusAndOutcomeStrings(t *testing.T) {
 	assert.Equal(t, "in_progress", idempotent.OutcomeInProgress.String())
 	assert.Equal(t, "store_error", idempotent.OutcomeStoreError.String())
 }
+
+func TestResponseUnavailableIsNotAStoreFailure(t *testing.T) {
+	var last idempotent.Event
+	f := newFixture(t, idempotent.WithOutcomeHook(func(_ context.Context, ev idempotent.Event) { last = ev }))
+	f.store.failClaim = fmt.Errorf("store: response too large: %w", idempotent.ErrResponseUnavailable)
+	_, err := f.run(context.Background(), request("k", "{}"), receipt{}, nil)
+	require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
+	var se *idempotent.StoreError
+	assert.False(t, errors.As(err, &se), "a retry cannot help, so it must not look like an outage")
+	assert.Equal(t, idempotent.OutcomeUnavailable, last.Outcome)
+	assert.Equal(t, int32(0), f.runs.Load())
+}

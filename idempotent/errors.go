@@ -27,6 +27,9 @@ var (
 	ErrFenced = errors.New("idempotent: claim is not held by this invocation")
 	// ErrUnsupportedEffect: the store cannot commit an effect of this type atomically with the completion.
 	ErrUnsupportedEffect = errors.New("idempotent: effect type not supported by this store")
+	// ErrResponseUnavailable: the key's first request completed, but its response could not be kept (for example it
+	// exceeded the store's item size), so a duplicate can be neither replayed nor run again (HTTP 409).
+	ErrResponseUnavailable = errors.New("idempotent: the recorded response is not available for replay")
 	// ErrEffectFailed: an effect's own condition failed, so neither the effects nor the completion were written.
 	// The claim is released so a retry runs the handler again.
 	ErrEffectFailed = errors.New("idempotent: effect condition failed; nothing was committed")

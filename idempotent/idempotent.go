@@ -100,7 +100,8 @@ func (r Result[Out]) Replayed() bool { return r.Outcome == OutcomeReplayed }
 // Run executes fn at most once for req's key within the retention period and answers duplicates from the record.
 //
 // The errors it returns itself, to branch on with errors.Is: ErrMissingKey, ErrInvalidKey (*KeyError),
-// ErrInProgress (*InProgressError), ErrPayloadMismatch, ErrOutcomeUnknown, ErrEffectFailed and *StoreError. Any
+// ErrInProgress (*InProgressError), ErrPayloadMismatch, ErrOutcomeUnknown, ErrResponseUnavailable, ErrEffectFailed
+// and *StoreError. Any
 // other error is fn's own, returned unchanged; the claim is then released so a retry runs fn again. A panic in fn
 // releases the claim and is re-raised.
 func Run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error)) (Result[Out], error) {
@@ -155,6 +156,9 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 		switch {
 		case errors.Is(err, ErrRecordChanged):
 			continue
+		case errors.Is(err, ErrResponseUnavailable):
+			ev.Outcome = OutcomeUnavailable
+			return zero, err
 		case err != nil:
 			ev.Outcome = OutcomeStoreError
 			return zero, &StoreError{Op: "claim", Err: err}
@@ -282,9 +286,10 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrFenced) && attempt > 1 {
-			// An earlier attempt may have committed before its answer was lost; if the record is ours and
-			// COMPLETED, it did.
+		if errors.Is(err, ErrFenced) {
+			// This attempt, an earlier one or a transport-level retry under it may have committed before its
+			// answer was lost; if the record is ours and COMPLETED, it did. A fence failure is rare, so the extra
+			// read costs nothing on the common path.
 			if got, gerr := e.store.Get(cctx, rec.ID, e.cfg.clock.Now()); gerr == nil && got != nil &&
 				got.Status == StatusCompleted && got.Owner == rec.Owner {
 				return nil

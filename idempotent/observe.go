@@ -31,6 +31,8 @@ const (
 	OutcomeStoreError
 	// OutcomeUnknown: the earlier claim's lease ended under LeaseRefuse (ErrOutcomeUnknown).
 	OutcomeUnknown
+	// OutcomeUnavailable: the key completed but its response could not be kept (ErrResponseUnavailable).
+	OutcomeUnavailable
 	// OutcomePassThrough: no idempotency applied (optional key absent, or idempotency disabled); the handler ran.
 	OutcomePassThrough
 )
@@ -44,6 +46,7 @@ var outcomeNames = [...]string{
 	OutcomeInvalidKey:  "invalid_key",
 	OutcomeStoreError:  "store_error",
 	OutcomeUnknown:     "outcome_unknown",
+	OutcomeUnavailable: "response_unavailable",
 	OutcomePassThrough: "pass_through",
 }
 

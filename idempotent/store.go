@@ -14,7 +14,8 @@ type Store interface {
 	//
 	// On success Claim returns (nil, nil). When a live record holds the ID it returns that record and a nil error.
 	// When the conflicting record vanished before it could be read, it returns ErrRecordChanged so the caller can
-	// try again. Any other failure is returned as an error and nothing is known to have been written.
+	// try again. When the live record is COMPLETED with the same fingerprint but its response was not kept, it
+	// returns an error wrapping ErrResponseUnavailable. Any other failure is returned as an error and nothing is known to have been written.
 	Claim(ctx context.Context, c Claim) (*Record, error)
 
 	// Complete replaces the INPROGRESS record rec.ID owned by rec.Owner with rec (status COMPLETED), together

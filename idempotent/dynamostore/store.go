@@ -20,9 +20,10 @@ import (
 // ErrResponseTooLarge reports a key whose first execution completed with a response too large for one DynamoDB
 // item (400 KB, after compression). Such a response is not stored; the record is kept COMPLETED with the
 // EncodingTooLarge marker instead, so the handler never runs a second time for the key within retention. A
-// duplicate request with the same payload then fails with an error wrapping ErrResponseTooLarge (through the
-// engine: an *idempotent.StoreError of Op "claim"); one with another payload still gets ErrPayloadMismatch.
-var ErrResponseTooLarge = errors.New("dynamostore: the recorded response was too large to store and cannot be replayed")
+// duplicate request with the same payload then fails with an error wrapping ErrResponseTooLarge and
+// idempotent.ErrResponseUnavailable (the engine passes it on as is; apigw answers 409); one with another payload
+// still gets ErrPayloadMismatch.
+var ErrResponseTooLarge = fmt.Errorf("dynamostore: the recorded response was too large to store: %w", idempotent.ErrResponseUnavailable)
 
 // API is the part of the DynamoDB client a Store uses. *dynamodb.Client satisfies it; tests may fake it.
 type API interface {
