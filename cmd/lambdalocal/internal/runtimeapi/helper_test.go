@@ -58,6 +58,7 @@ type helperEvent struct {
 }
 
 func helperHandler(ctx context.Context, ev helperEvent) (any, error) {
+	started := time.Now()
 	if ev.Log != "" {
 		fmt.Println(ev.Log)
 	}
@@ -88,6 +89,8 @@ func helperHandler(ctx context.Context, ev helperEvent) (any, error) {
 			"remainingMs": time.Until(dl).Milliseconds(),
 			"traceId":     ctx.Value("x-amzn-trace-id"),
 			"pid":         os.Getpid(),
+			"startNs":     started.UnixNano(),
+			"endNs":       time.Now().UnixNano(),
 		}, nil
 	}
 	return ev.Echo, nil
