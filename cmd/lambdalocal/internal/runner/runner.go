@@ -435,8 +435,10 @@ func Serve(ctx context.Context, opts ServeOptions) (*Server, error) {
 		},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	for _, r := range router.Routes() {
-		stack.logf("mounted %s %s%s -> %s", r.Method, s.URL, r.Path, r.Function)
+	listed := router.Routes()
+	sort.SliceStable(listed, func(i, j int) bool { return listed[i].Path < listed[j].Path })
+	for _, r := range listed {
+		stack.logf("mounted %-6s %s%s -> %s", r.Method, s.URL, r.Path, r.Function)
 	}
 	go func() { s.err <- s.srv.Serve(ln) }()
 	stack.logf("serving on %s (Ctrl-C to stop)", s.URL)
