@@ -61,7 +61,8 @@ func (e *InProgressError) Error() string {
 // Unwrap returns ErrInProgress.
 func (e *InProgressError) Unwrap() error { return ErrInProgress }
 
-// StoreError reports a failed Store call. Op is "claim", "complete", "release" or "get".
+// StoreError reports a failed Store call. Op is "claim", "complete", "release" or "get", or "decode" when a
+// recorded response could not be decoded by the Codec (a record written by an incompatible version).
 type StoreError struct {
 	Op  string
 	Err error

@@ -108,16 +108,39 @@ func TestSelectFields(t *testing.T) {
 }
 
 func TestJSONField(t *testing.T) {
-	doc := []byte(`{"idempotencyKey":"abc","n":12,"nested":{"k":"v"},"obj":{},"nul":null}`)
-	for path, want := range map[string]string{"idempotencyKey": "abc", "n": "12", "nested.k": "v", "missing": "", "nul": "", "idempotencyKey.x": ""} {
-		got, err := idempotent.JSONField(doc, path)
-		require.NoError(t, err, path)
-		assert.Equal(t, want, got, path)
+	doc := []byte(`{"idempotencyKey":"abc","n":12,"nested":{"k":"v"},"empty":"","obj":{},"arr":[],"b":true,"nul":null}`)
+	for _, tc := range []struct {
+		path, want string
+		found      bool
+		reason     string
+	}{
+		{"idempotencyKey", "abc", true, ""},
+		{"n", "12", true, ""},
+		{"nested.k", "v", true, ""},
+		{"empty", "", true, ""},
+		{"missing", "", false, ""},
+		{"nul", "", false, ""},
+		{"idempotencyKey.x", "", false, ""},
+		{"obj", "", true, "object"},
+		{"arr", "", true, "array"},
+		{"b", "", true, "boolean"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			got, found, err := idempotent.JSONField(doc, tc.path)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.found, found)
+			if tc.reason == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ke *idempotent.KeyError
+			require.ErrorAs(t, err, &ke)
+			assert.Contains(t, ke.Reason, tc.reason)
+		})
 	}
-	_, err := idempotent.JSONField(doc, "obj")
+	_, _, err := idempotent.JSONField([]byte("{"), "a")
 	require.Error(t, err)
-	_, err = idempotent.JSONField([]byte("{"), "a")
-	require.Error(t, err)
+	require.NotErrorIs(t, err, idempotent.ErrInvalidKey, "a body that is not JSON has no key; it is not a bad key")
 }
 
 func FuzzValidateKey(f *testing.F) {

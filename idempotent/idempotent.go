@@ -43,6 +43,15 @@ func (e *Engine) Disabled() bool { return e.cfg.disabled }
 // Now returns the engine clock's time. Adapters use it so that Retry-After agrees with the engine.
 func (e *Engine) Now() time.Time { return e.cfg.clock.Now() }
 
+// InvalidKey reports a key that an adapter refused for a reason the engine cannot see (several header values, an
+// unreadable field): it is counted and logged as OutcomeInvalidKey like the engine's own refusals, and the returned
+// *KeyError is the adapter's to answer.
+func (e *Engine) InvalidKey(ctx context.Context, reason string) *KeyError {
+	err := &KeyError{Reason: reason}
+	e.observe(ctx, Event{Outcome: OutcomeInvalidKey, Err: err})
+	return err
+}
+
 // Request is what an adapter extracts from an event before the engine decides.
 type Request struct {
 	// Key is the client's idempotency key as received; empty when absent.

@@ -75,42 +75,51 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 }
 
 // FieldKey returns a KeyFunc that reads the key from a dot-separated JSON path of the input, such as
-// "idempotencyKey" or "order.id". Strings are used as they are and numbers as written; a missing field or JSON
-// null means no key; other types are an error.
+// "idempotencyKey" or "order.id" (see JSONField). A missing field or JSON null means no key; an empty string is an
+// invalid key (*KeyError), not an absent one.
 func FieldKey[In any](path string) KeyFunc[In] {
 	return func(_ context.Context, in In) (string, error) {
 		doc, err := json.Marshal(in)
 		if err != nil {
 			return "", err
 		}
-		return JSONField(doc, path)
+		k, found, err := JSONField(doc, path)
+		if err == nil && found && k == "" {
+			err = &KeyError{Reason: "empty"}
+		}
+		return k, err
 	}
 }
 
-// JSONField reads the string or number at a dot-separated path of a JSON object document. It returns "" when the
-// path is absent or null, and an error when the document is not JSON or the value is an object, array or bool.
-func JSONField(doc []byte, path string) (string, error) {
+// JSONField reads the key at a dot-separated path of a JSON object document. Strings are returned as they are and
+// numbers as written. found is false when the path is absent or null, so an empty string can be told apart from a
+// missing field. A value of another JSON type is a *KeyError; a document that is not JSON is a plain error.
+func JSONField(doc []byte, path string) (key string, found bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return "", fmt.Errorf("idempotent: body is not JSON: %w", err)
+		return "", false, fmt.Errorf("idempotent: body is not JSON: %w", err)
 	}
 	for _, part := range strings.Split(path, ".") {
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return "", nil
+			return "", false, nil
 		}
 		v = obj[part]
 	}
 	switch x := v.(type) {
 	case nil:
-		return "", nil
+		return "", false, nil
 	case string:
-		return x, nil
+		return x, true, nil
 	case json.Number:
-		return x.String(), nil
+		return x.String(), true, nil
+	case map[string]any:
+		return "", true, &KeyError{Reason: "the field is a JSON object, not a string"}
+	case []any:
+		return "", true, &KeyError{Reason: "the field is a JSON array, not a string"}
 	default:
-		return "", fmt.Errorf("idempotent: field %q is a %T, not a string", path, v)
+		return "", true, &KeyError{Reason: "the field is a JSON boolean, not a string"}
 	}
 }

@@ -60,6 +60,18 @@ func TestWrap(t *testing.T) {
 		_, err := h(context.Background(), event{})
 		require.ErrorIs(t, err, bad)
 	})
+	t.Run("EmptyKeyIsInvalidEvenIfOptional", func(t *testing.T) {
+		type msg struct {
+			Key string `json:"key"`
+		}
+		f := newFixture(t)
+		h := idempotent.Wrap(f.eng, idempotent.FieldKey[msg]("key"), func(context.Context, msg) (int, error) {
+			t.Fatal("handler ran")
+			return 0, nil
+		}, idempotent.WithKeyOptional())
+		_, err := h(context.Background(), msg{})
+		require.ErrorIs(t, err, idempotent.ErrInvalidKey)
+	})
 	t.Run("NamesScopeKeys", func(t *testing.T) {
 		f := newFixture(t)
 		runs := 0

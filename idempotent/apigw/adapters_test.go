@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/idempotent"
-	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
@@ -642,11 +641,11 @@ func TestProblemJSON(t *testing.T) {
 	assert.JSONEq(t, `{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"x"}`, bad.FunctionURLResponse().Body)
 }
 
-// tooLargeStore answers claims as dynamostore does for a key whose response was too large to record.
+// tooLargeStore answers claims as a store does for a key whose response was too large to record.
 type tooLargeStore struct{ *flakyStore }
 
 func (s tooLargeStore) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
-	return nil, fmt.Errorf("dynamostore: claim abc: %w", dynamostore.ErrResponseTooLarge)
+	return nil, fmt.Errorf("store: claim abc: response too large: %w", idempotent.ErrResponseUnavailable)
 }
 
 func TestResponseTooLargeIsNotRetryable(t *testing.T) {

@@ -1,10 +1,8 @@
 package apigw
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,13 +13,9 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/idempotent"
-	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 const anonymous = "anonymous"
-
-// refusedKey breaks the key grammar (a control character), so the engine rejects it without a store call.
-const refusedKey = "\x00"
 
 // storeRetryAfter is the Retry-After of a 503 after a store failure: the SDK has already retried, so the store is
 // having a bad moment and an immediate retry would likely fail too.
@@ -59,14 +53,10 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
 	}
 	scope := idempotent.Scope{Principal: r.Principal, Method: r.Method, Route: r.Route}
-	key, problem := cfg.key(ctx, r)
-	if problem != nil {
-		// The engine cannot be told of a key the adapter refused (several values, empty, unreadable), yet its
-		// outcome hooks and metrics should count it as an invalid key. A key it is certain to reject before any
-		// store call does that; its own reason is discarded in favour of the adapter's.
-		_, _ = idempotent.Run(ctx, e, idempotent.Request{Key: refusedKey, Scope: scope}, spec,
-			func(context.Context) (response, error) { return response{}, errors.New("unreachable") })
-		return problem.response().replayed(false), nil
+	key, refusal := cfg.key(ctx, r)
+	if refusal != "" {
+		// Counted and logged by the engine like its own refusals.
+		return cfg.invalidKey(e.InvalidKey(ctx, refusal).Reason).response().replayed(false), nil
 	}
 	req := idempotent.Request{
 		Key:         key,
@@ -106,7 +96,7 @@ func (c *config) payload(body []byte) []byte {
 // key extracts the idempotency key. A key that is present but unusable in a way the engine cannot see (several
 // values, empty, unreadable) is answered here with a 400; grammar errors are left to the engine so its metrics
 // count them.
-func (c *config) key(ctx context.Context, r *Request) (string, *problemResponse) {
+func (c *config) key(ctx context.Context, r *Request) (key, refusal string) {
 	switch c.source {
 	case keyFromFunc:
 		k, err := c.keyFunc(ctx, r)
@@ -116,79 +106,39 @@ func (c *config) key(ctx context.Context, r *Request) (string, *problemResponse)
 			if errors.As(err, &ke) {
 				reason = ke.Reason
 			}
-			return "", c.invalidKey(reason)
+			return "", reason
 		}
-		return k, nil
+		return k, ""
 	case keyFromField:
-		v, found, err := lookupField(r.Body, c.field)
+		k, found, err := idempotent.JSONField(r.Body, c.field)
+		var ke *idempotent.KeyError
 		switch {
-		case err != nil:
-			return "", nil // not a JSON object: no key, which the engine judges against KeyOptional
-		case !found:
-			return "", nil
+		case errors.As(err, &ke):
+			return "", ke.Reason
+		case err != nil || !found:
+			return "", "" // no JSON body or no field: no key, which the engine judges against KeyOptional
+		case k == "":
+			return "", "empty"
 		}
-		switch x := v.(type) {
-		case string:
-			if x == "" {
-				return "", c.invalidKey("empty")
-			}
-			return x, nil
-		case json.Number:
-			return x.String(), nil
-		default:
-			return "", c.invalidKey(fmt.Sprintf("the field is a JSON %s, not a string", jsonKind(v)))
-		}
+		return k, ""
 	default:
 		vals := r.Header.Values(c.header)
 		switch {
 		case len(vals) == 0:
-			return "", nil
+			return "", ""
 		case len(vals) > 1:
-			return "", c.invalidKey("several values")
+			return "", "several values"
 		}
 		k := strings.Trim(vals[0], " \t")
 		switch {
 		case k == "":
-			return "", c.invalidKey("empty")
+			return "", "empty"
 		case strings.Contains(k, ","):
 			// HTTP APIs and Function URLs join repeated headers with commas, so a comma cannot be told apart from
 			// two values; refusing it everywhere keeps a key valid on every event type alike.
-			return "", c.invalidKey("several values (a key cannot contain a comma)")
+			return "", "several values (a key cannot contain a comma)"
 		}
-		return k, nil
-	}
-}
-
-// lookupField finds a dot-separated path in a JSON object. Unlike idempotent.JSONField it tells an empty string
-// apart from an absent field, because an empty key is malformed while a missing one may be optional.
-func lookupField(doc []byte, path string) (v any, found bool, err error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, false, err
-	}
-	for _, part := range strings.Split(path, ".") {
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return nil, false, nil
-		}
-		if v, ok = obj[part]; !ok {
-			return nil, false, nil
-		}
-	}
-	return v, v != nil, nil
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	case bool:
-		return "boolean"
-	default:
-		return "value"
+		return k, ""
 	}
 }
 
@@ -254,8 +204,8 @@ func (c *config) problemFor(err error) *problemResponse {
 		return c.problem(http.StatusConflict, "outcome-unknown", "Outcome unknown",
 			"An earlier request with this idempotency key stopped before it finished, so whether it took effect "+
 				"is unknown. Check the state of the resource, then use a new idempotency key.", 0)
-	case errors.Is(err, dynamostore.ErrResponseTooLarge):
-		// The first request completed, but its response was too large to store. Retrying cannot help: the
+	case errors.Is(err, idempotent.ErrResponseUnavailable):
+		// The first request completed, but its response could not be kept (too large for the store). Retrying cannot help: the
 		// record stays until retention ends, and running the handler again is exactly what must not happen.
 		return c.problem(http.StatusConflict, "response-unavailable", "Response unavailable",
 			"A request with this idempotency key already completed, but its response was too large to be kept "+

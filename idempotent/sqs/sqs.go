@@ -256,7 +256,10 @@ func (c *config) key(ctx context.Context, m events.SQSMessage) (string, error) {
 		if !json.Valid([]byte(m.Body)) {
 			return "", nil // no key in a body that is not JSON; KeyOptional decides
 		}
-		k, err := idempotent.JSONField([]byte(m.Body), c.keyField)
+		k, found, err := idempotent.JSONField([]byte(m.Body), c.keyField)
+		if err == nil && found && k == "" {
+			err = &idempotent.KeyError{Reason: "empty"}
+		}
 		if err != nil {
 			return "", fmt.Errorf("key field %q: %w", c.keyField, err)
 		}
