@@ -48,7 +48,8 @@ type Options struct {
 	// -1 picks a free port (tests).
 	DBPort int
 	// EnvVars is a SAM-style env.json: {"FunctionName": {"VAR": "v"}, "Parameters": {"VAR": "v"}}.
-	// Its values win over the template's, as with `sam local --env-vars`.
+	// Its values win over the template's, as with `sam local --env-vars`, except
+	// AWS_ENDPOINT_URL_DYNAMODB, which is always the runner's DynamoDB.
 	EnvVars string
 	// Log receives the runner's own messages and the functions' output. Nil means os.Stderr.
 	Log io.Writer
@@ -293,7 +294,7 @@ func Build(ctx context.Context, dir, codeURI, out string) error {
 }
 
 // FunctionEnv is the environment of a function's process: what Lambda sets, then the
-// template's variables, then the local DynamoDB endpoint, then env.json overrides.
+// template's variables, then env.json overrides, then the runner's DynamoDB endpoint.
 func FunctionEnv(fn *samtemplate.Function, taskRoot, dynamoEndpoint string, overrides map[string]map[string]string) []string {
 	path := os.Getenv("PATH")
 	if path == "" {
@@ -325,14 +326,16 @@ func FunctionEnv(fn *samtemplate.Function, taskRoot, dynamoEndpoint string, over
 	for k, v := range fn.Environment {
 		env[k] = v
 	}
-	// Locally the functions always talk to the runner's DynamoDB: a deployed template
-	// leaves this empty or points it at a container name that only exists under `sam local`.
-	env[EnvDynamoDBEndpoint] = dynamoEndpoint
 	for _, scope := range []string{"Parameters", fn.Name} {
 		for k, v := range overrides[scope] {
 			env[k] = v
 		}
 	}
+	// Locally the functions always talk to the runner's DynamoDB, set last: a deployed
+	// template leaves this empty, and an env.json made for `sam local` points it at a
+	// container name (http://dynamodb-local:8000) that only resolves inside Docker.
+	// To use another DynamoDB, set AWS_ENDPOINT_URL_DYNAMODB for the runner itself.
+	env[EnvDynamoDBEndpoint] = dynamoEndpoint
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)

@@ -243,13 +243,13 @@ func TestFunctionEnv(t *testing.T) {
 	}
 	env := map[string]string{}
 	for _, kv := range runner.FunctionEnv(fn, "/task", "http://127.0.0.1:8000", map[string]map[string]string{
-		"Parameters": {"KEEP": "params", "ALL": "1"},
+		"Parameters": {"KEEP": "params", "ALL": "1", "AWS_ENDPOINT_URL_DYNAMODB": "http://dynamodb-local:8000"},
 		"F":          {"KEEP": "function"},
 	}) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	assert.Equal(t, "http://127.0.0.1:8000", env["AWS_ENDPOINT_URL_DYNAMODB"], "the runner's DynamoDB wins over the template")
+	assert.Equal(t, "http://127.0.0.1:8000", env["AWS_ENDPOINT_URL_DYNAMODB"], "the runner's DynamoDB wins over the template and env.json")
 	assert.Equal(t, "function", env["KEEP"], "env.json: function scope over Parameters over template")
 	assert.Equal(t, "1", env["ALL"])
 	assert.Equal(t, "T", env["TABLE"])
