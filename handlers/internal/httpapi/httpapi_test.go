@@ -171,3 +171,15 @@ func TestReadObjectRejects(t *testing.T) {
 	s, _ := obj.String("a", true)
 	assert.Equal(t, "b", s)
 }
+
+func TestProblemMemberOrder(t *testing.T) {
+	p := httpapi.Problem{Status: 402, Detail: "d", Extensions: map[string]any{"z": 1, "a": "x"}}
+	b, err := p.MarshalJSON()
+	require.NoError(t, err)
+	assert.Equal(t, `{"type":"about:blank","title":"Payment Required","status":402,"detail":"d","a":"x","z":1}`, string(b))
+
+	_, err = httpapi.Problem{Status: 400, Extensions: map[string]any{"f": func() {}}}.MarshalJSON()
+	assert.Error(t, err)
+	resp := httpapi.Problem{Status: 400, Extensions: map[string]any{"f": func() {}}}.Response()
+	assert.JSONEq(t, `{"type":"about:blank","title":"Bad Request","status":400}`, resp.Body, "falls back to the bare members")
+}

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,10 +50,9 @@ type Problem struct {
 	Headers map[string]string
 }
 
-// MarshalJSON writes the standard members first-class and the extensions beside them.
+// MarshalJSON writes the standard members first, in RFC 9457's order (type, title, status, detail), then errors,
+// then the extensions sorted by name; an extension cannot override a standard member.
 func (p Problem) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, 5+len(p.Extensions))
-	maps.Copy(m, p.Extensions)
 	typ := p.Type
 	if typ == "" {
 		typ = "about:blank"
@@ -60,16 +61,45 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 	if title == "" {
 		title = http.StatusText(p.Status)
 	}
-	m["type"] = typ
-	m["title"] = title
-	m["status"] = p.Status
+	var buf bytes.Buffer
+	member := func(name string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if buf.Len() > 1 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(b)
+		return nil
+	}
+	buf.WriteByte('{')
+	_ = member("type", typ)
+	_ = member("title", title)
+	_ = member("status", p.Status)
 	if p.Detail != "" {
-		m["detail"] = p.Detail
+		_ = member("detail", p.Detail)
 	}
 	if p.Errors != nil {
-		m["errors"] = p.Errors
+		if err := member("errors", p.Errors); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(m)
+	names := slices.Sorted(maps.Keys(p.Extensions))
+	for _, name := range names {
+		switch name {
+		case "type", "title", "status", "detail", "errors":
+			continue
+		}
+		if err := member(name, p.Extensions[name]); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
 // Response renders the problem as an API Gateway proxy response.
