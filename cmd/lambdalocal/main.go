@@ -5,6 +5,7 @@
 //	lambdalocal serve  [-template template.yaml] [-addr 127.0.0.1:3000] [-instances 2] [-env-vars env.json] [-db-port 8000]
 //	lambdalocal invoke -function PaymentFunction -event events/payment-create.json [-template template.yaml] [-env-vars env.json]
 //	lambdalocal db     [-port 8000]
+//	lambdalocal tables [-template template.yaml] [-endpoint http://127.0.0.1:8000]
 //
 // PORT overrides the port of -addr. AWS_ENDPOINT_URL_DYNAMODB, when set, is used
 // instead of starting DynamoDB Local.
@@ -37,6 +38,7 @@ commands:
   serve   serve the template's API routes on http://127.0.0.1:3000 (PORT to change)
   invoke  run one function once on an event and print its response
   db      run DynamoDB Local alone on 127.0.0.1:8000
+  tables  create the template's tables (with TTL) on a running DynamoDB
 
 Run "lambdalocal <command> -h" for the flags of a command.
 `
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	case "db":
 		err = db(ctx, args[1:], stderr)
+	case "tables":
+		err = tables(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -155,4 +159,19 @@ func db(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return runner.DB(ctx, *port, stderr)
+}
+
+func tables(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tables", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	template := fs.String("template", "template.yaml", "SAM template")
+	def := os.Getenv(runner.EnvDynamoDBEndpoint)
+	if def == "" {
+		def = "http://127.0.0.1:8000"
+	}
+	endpoint := fs.String("endpoint", def, "DynamoDB endpoint (default $AWS_ENDPOINT_URL_DYNAMODB, else http://127.0.0.1:8000)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return runner.Tables(ctx, *template, *endpoint, stderr)
 }

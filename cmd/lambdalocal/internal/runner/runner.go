@@ -506,3 +506,26 @@ func DB(ctx context.Context, port int, log io.Writer) error {
 
 // Err delivers the HTTP server's error if it stops on its own.
 func (s *Server) Err() <-chan error { return s.err }
+
+// Tables is `lambdalocal tables`: creates the template's tables on a running DynamoDB
+// (the container of `make sam-local`, for instance) and enables their TTL.
+func Tables(ctx context.Context, template, endpoint string, log io.Writer) error {
+	tpl, err := samtemplate.Open(template)
+	if err != nil {
+		return err
+	}
+	if !answers(ctx, endpoint) {
+		return fmt.Errorf("DynamoDB at %s does not answer", endpoint)
+	}
+	client, err := ddblocal.NewClient(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	if err := CreateTables(ctx, client, tpl.SortedTables()); err != nil {
+		return err
+	}
+	for _, tb := range tpl.SortedTables() {
+		fmt.Fprintf(log, "lambdalocal: table %s ready on %s\n", tb.Name, endpoint)
+	}
+	return nil
+}

@@ -267,3 +267,18 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 	_, err := runner.Serve(context.Background(), runner.ServeOptions{Options: runner.Options{Template: fixture}, Addr: "0.0.0.0:0"})
 	assert.ErrorContains(t, err, "loopback")
 }
+
+func TestTables(t *testing.T) {
+	endpoint := ddbtest.Endpoint(t)
+	var log bytes.Buffer
+	// Twice: existing tables are fine.
+	for range 2 {
+		require.NoError(t, runner.Tables(context.Background(), fixture, endpoint, &log))
+	}
+	assert.Contains(t, log.String(), "table EchoTable ready on "+endpoint)
+	ttl, err := ddbtest.Client(t).DescribeTimeToLive(context.Background(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String("EchoTable")})
+	require.NoError(t, err)
+	assert.Equal(t, types.TimeToLiveStatusEnabled, ttl.TimeToLiveDescription.TimeToLiveStatus)
+
+	assert.ErrorContains(t, runner.Tables(context.Background(), fixture, "http://127.0.0.1:1", &log), "does not answer")
+}
