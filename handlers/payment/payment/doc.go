@@ -21,7 +21,8 @@
 // # Responses
 //
 //	201  payment created, or this request's payment already existed (same details); Location: /payments/{id}
-//	400  invalid body (errors lists every field), missing/malformed Idempotency-Key without the engine
+//	400  invalid body (errors lists every field), malformed JSON, missing/malformed Idempotency-Key without the
+//	     engine; 413 body over 64 KiB
 //	402  card declined (decline_code); nothing is stored
 //	404  unknown payment id, unknown route; 405 wrong method (Allow)
 //	409  the payment was created concurrently and could not be read back; Retry-After: 1

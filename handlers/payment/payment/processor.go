@@ -51,12 +51,18 @@ const (
 // ErrProcessorUnavailable is what the SimulatedProcessor returns for TestCardProcessingError.
 var ErrProcessorUnavailable = errors.New("payment processor unavailable")
 
+// simulatedMemory bounds how many references the SimulatedProcessor remembers, so a warm Lambda instance's memory
+// stays flat however many payments it serves; the oldest are forgotten first.
+const simulatedMemory = 10_000
+
 // SimulatedProcessor is an in-process Processor with no network: it approves every card except the test cards
-// above, and it honours references as idempotency keys for the life of the process (a real processor keeps them
-// for a day or more). It is safe for concurrent use.
+// above, and it honours references as idempotency keys for the last 10,000 charges of the process (a real
+// processor keeps them for a day or more, across all callers). It is safe for concurrent use.
 type SimulatedProcessor struct {
 	mu      sync.Mutex
 	charged map[string]Authorization
+	order   []string // references in charge order, for forgetting the oldest
+	total   int      // distinct references ever charged
 	calls   int
 }
 
@@ -87,6 +93,12 @@ func (p *SimulatedProcessor) Charge(ctx context.Context, c Charge) (Authorizatio
 	sum := sha256.Sum256([]byte("authorization\x00" + c.Reference))
 	a := Authorization{ID: "auth_" + hex.EncodeToString(sum[:12])}
 	p.charged[c.Reference] = a
+	p.order = append(p.order, c.Reference)
+	p.total++
+	if len(p.order) > simulatedMemory {
+		delete(p.charged, p.order[0])
+		p.order = p.order[1:]
+	}
 	return a, nil
 }
 
@@ -94,7 +106,7 @@ func (p *SimulatedProcessor) Charge(ctx context.Context, c Charge) (Authorizatio
 func (p *SimulatedProcessor) Charges() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.charged)
+	return p.total
 }
 
 // Calls is the number of Charge calls, approved or not, for tests.

@@ -581,3 +581,42 @@ func TestCardRedaction(t *testing.T) {
 		assert.Contains(t, s, "4242")
 	}
 }
+
+func TestSimulatedProcessorHonoursReferences(t *testing.T) {
+	p := payment.NewSimulatedProcessor()
+	card := payment.Card{Number: "4242424242424242", CVV: "123", ExpMonth: 1, ExpYear: 2030}
+	a1, err := p.Charge(context.Background(), payment.Charge{Reference: "pay_a", Amount: 1, Currency: "usd", Card: card})
+	require.NoError(t, err)
+	a2, err := p.Charge(context.Background(), payment.Charge{Reference: "pay_a", Amount: 1, Currency: "usd", Card: card})
+	require.NoError(t, err)
+	assert.Equal(t, a1, a2, "same reference, same authorization")
+	b, err := p.Charge(context.Background(), payment.Charge{Reference: "pay_b", Amount: 1, Currency: "usd", Card: card})
+	require.NoError(t, err)
+	assert.NotEqual(t, a1, b)
+	assert.Equal(t, 2, p.Charges())
+	assert.Equal(t, 3, p.Calls())
+
+	_, err = p.Charge(context.Background(), payment.Charge{Reference: "pay_c", Card: payment.Card{Number: payment.TestCardDeclined}})
+	var d *payment.DeclineError
+	require.ErrorAs(t, err, &d)
+	assert.ErrorIs(t, err, payment.ErrDeclined)
+	assert.NotContains(t, err.Error(), payment.TestCardDeclined)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = p.Charge(ctx, payment.Charge{Reference: "pay_d", Card: card})
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestSimulatedProcessorMemoryIsBounded(t *testing.T) {
+	p := payment.NewSimulatedProcessor()
+	card := payment.Card{Number: "4242424242424242"}
+	first, _ := p.Charge(context.Background(), payment.Charge{Reference: "ref-0", Card: card})
+	for i := 1; i <= 10_000; i++ {
+		_, err := p.Charge(context.Background(), payment.Charge{Reference: fmt.Sprintf("ref-%d", i), Card: card})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 10_001, p.Charges())
+	again, _ := p.Charge(context.Background(), payment.Charge{Reference: "ref-0", Card: card})
+	assert.Equal(t, first, again, "authorization IDs are derived from the reference, so even a forgotten one matches")
+}
