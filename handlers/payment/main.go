@@ -7,22 +7,37 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemkit/idemkit/handlers/internal/awsenv"
 	"github.com/idemkit/idemkit/handlers/payment/payment"
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/apigw"
 )
 
 func main() {
 	logger := awsenv.Logger()
-	// One client per execution environment, created before the first invocation (init time is not billed
-	// against the request's latency budget the same way, and connections are reused across invocations).
+	// One client per execution environment, created before the first invocation and reused by every one after.
 	db, err := awsenv.LoadDynamoDB(context.Background())
 	if err != nil {
 		logger.Error("load AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
+	direct := payment.DirectCommitter{DB: db}
 	svc := payment.New(db, awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
 		o.Logger = logger
+		// The payment id derives from the scoped idempotency key, so a retry can never create a second payment.
+		o.ScopeID = func(ctx context.Context) (string, bool) {
+			inv, ok := idempotent.FromContext(ctx)
+			return inv.ID, ok
+		}
+		// The payment item commits in the same transaction as the COMPLETED record: both exist or neither.
+		o.Committer = payment.CommitterFunc(func(ctx context.Context, w types.TransactWriteItem) error {
+			if idempotent.AddEffect(ctx, w) {
+				return nil
+			}
+			return direct.Commit(ctx, w) // idempotency disabled (IDEMPOTENCY_DISABLED): write it directly
+		})
 	})
-	lambda.Start(svc.Handle)
+	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle))
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/idemkit/idemkit/handlers/internal/awsenv"
 	"github.com/idemkit/idemkit/handlers/user/user"
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/apigw"
 )
 
 func main() {
@@ -21,6 +23,12 @@ func main() {
 	}
 	svc := user.New(db, awsenv.Table(awsenv.EnvUsersTable, awsenv.DefaultUsersTable), func(o *user.Options) {
 		o.Logger = logger
+		// With a key, the user id derives from it, so a retry after a lost record returns the same user.
+		o.ScopeID = func(ctx context.Context) (string, bool) {
+			inv, ok := idempotent.FromContext(ctx)
+			return inv.ID, ok
+		}
 	})
-	lambda.Start(svc.Handle)
+	// The key is optional on POST /users: uniqueness of the e-mail holds with or without it.
+	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle, apigw.WithKeyOptional()))
 }

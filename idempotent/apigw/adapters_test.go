@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/memstore"
 )
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
@@ -675,4 +676,24 @@ func TestRefusedKeysAreCountedAsInvalid(t *testing.T) {
 	assert.Equal(t, []idempotent.Outcome{idempotent.OutcomeInvalidKey, idempotent.OutcomeInvalidKey,
 		idempotent.OutcomeInvalidKey, idempotent.OutcomeInvalidKey, idempotent.OutcomeMissingKey}, outcomes)
 	assert.Zero(t, env.store.Len())
+}
+
+func TestSafeMethodsRunStraightThrough(t *testing.T) {
+	for _, k := range []kind{restKind, httpKind, urlKind} {
+		for _, method := range []string{"GET", "HEAD", "OPTIONS", "get"} {
+			t.Run(k.name+"/"+method, func(t *testing.T) {
+				store := memstore.New()
+				var c counter
+				send := k.wrap(idempotent.New(store, idempotent.WithDisabled(false)), c.handle)
+				for _, in := range []input{{method: method, header: map[string][]string{"Idempotency-Key": nil}}, {method: method}} {
+					r, err := send(context.Background(), in)
+					require.NoError(t, err)
+					assert.Equal(t, 201, r.StatusCode, "no key needed, and a key is not used")
+					assert.Equal(t, "false", r.Headers[ReplayedHeader])
+				}
+				assert.EqualValues(t, 2, c.n.Load())
+				assert.Zero(t, store.Len(), "nothing recorded for a read")
+			})
+		}
+	}
 }

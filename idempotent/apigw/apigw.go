@@ -31,7 +31,8 @@ func (e *handlerError) Error() string { return e.err.Error() }
 // own error unchanged.
 func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	call func(context.Context) (response, error)) (response, error) {
-	if e.Disabled() {
+	if e.Disabled() || safeMethod(r.Method) {
+		// Safe methods have no side effects to protect, and replaying a read would serve stale data.
 		resp, err := call(ctx)
 		if err != nil {
 			return resp, err
@@ -79,6 +80,16 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		return cfg.problemFor(err).response().replayed(false), nil
 	}
 	return res.Value.replayed(res.Replayed()), nil
+}
+
+// safeMethod reports the HTTP methods that RFC 9110 defines as safe (read-only). Requests with them run straight
+// through a wrapped route: a function serving GET /payments/{id} beside POST /payments needs no key for the read.
+func safeMethod(m string) bool {
+	switch strings.ToUpper(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
 }
 
 // payload returns what the fingerprint covers: the body, or the selected fields of a JSON body.

@@ -41,6 +41,12 @@
 // problems.md in this directory documents each problem type; WithProblemTypeBase points the type URIs elsewhere.
 // Handlers can answer their own errors in the same format with Problem.
 //
+// # Safe methods
+//
+// GET, HEAD, OPTIONS and TRACE requests run straight through (no key needed, none used, nothing recorded): they
+// have no side effects to protect, and replaying a read would serve stale data. So one function can serve
+// GET /payments/{id} beside POST /payments under one wrapper.
+//
 // # Keys
 //
 // The key comes from the Idempotency-Key header by default (WithKeyHeader for another), matched without regard

@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
+
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 // Environment variables of the functions (CONTRACT §4) and their local defaults: the template's logical IDs,
@@ -62,17 +66,21 @@ func LoadDynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 // Logger returns a JSON logger on stdout, the shape Lambda's JSON log format expects from a custom runtime,
 // at the level Lambda passes in AWS_LAMBDA_LOG_LEVEL (INFO when unset), so the function's log-level
 // setting filters application logs.
-func Logger() *slog.Logger {
-	level := slog.LevelInfo
-	switch strings.ToUpper(os.Getenv("AWS_LAMBDA_LOG_LEVEL")) {
-	case "TRACE", "DEBUG":
-		level = slog.LevelDebug
-	case "WARN":
-		level = slog.LevelWarn
-	case "ERROR", "FATAL":
-		level = slog.LevelError
-	}
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+func Logger() *slog.Logger { return idempotent.NewLogger(os.Stdout) }
+
+// Engine returns a function's idempotency engine: records in the IDEMPOTENCY_TABLE table, CloudWatch EMF counts
+// per outcome on stdout (namespace "idemkit", dimension Service = the function's name), and a small per-instance
+// cache so a duplicate landing on a warm instance costs no DynamoDB call. It makes no call itself: nothing
+// touches DynamoDB during init.
+func Engine(db dynamostore.API, logger *slog.Logger) *idempotent.Engine {
+	store := dynamostore.New(db, Table(EnvIdempotencyTable, DefaultIdempotencyTable), func(o *dynamostore.Options) {
+		o.Logger = logger
+	})
+	return idempotent.New(store,
+		idempotent.WithLogger(logger),
+		idempotent.WithMetrics(os.Stdout, "idemkit", os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
+		idempotent.WithLocalCache(1024, time.Minute),
+	)
 }
 
 // transientCodes are DynamoDB error codes that mean "not now" rather than "never": throttling, capacity and
