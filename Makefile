@@ -46,8 +46,9 @@ invoke: deps ## run FUNCTION once on EVENT and print the Lambda response (like s
 db: deps ## DynamoDB Local alone on 127.0.0.1:8000, in the foreground
 	$(GO) run ./cmd/lambdalocal db -port 8000
 
+# CGO_ENABLED=0 keeps the bootstrap static even when SAM builds natively on an arm64 Linux host.
 build: ## sam build (SAM CLI required)
-	sam build
+	CGO_ENABLED=0 sam build
 
 deploy: build ## sam deploy with samconfig.toml (SAM CLI and AWS credentials required)
 	sam deploy
