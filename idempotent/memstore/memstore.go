@@ -1,6 +1,3 @@
-// Package memstore is an in-memory idempotent.Store with the same semantics as the DynamoDB store: conditional
-// claims judged at the caller's instant, expired records treated as absent, and completion and release fenced by
-// the owner token. Use it in tests and for local runs of a single process; records do not survive the process.
 package memstore
 
 import (
