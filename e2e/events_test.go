@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type eventCase struct {
+	file     string
+	function string
+	status   int // the first status code in the README's "expected" column
+}
+
+// readEventsREADME parses the table of events/README.md, in its order (the order the events are meant to run).
+func readEventsREADME(t *testing.T) []eventCase {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "events", "README.md"))
+	require.NoError(t, err)
+	statusRe := regexp.MustCompile(`\b[1-5][0-9]{2}\b`)
+	var cases []eventCase
+	for _, line := range strings.Split(string(raw), "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 6 || !strings.HasPrefix(strings.TrimSpace(cols[1]), "`") {
+			continue
+		}
+		file := strings.Trim(strings.TrimSpace(cols[1]), "`")
+		status := statusRe.FindString(cols[4])
+		require.NotEmpty(t, status, "events/README.md row %q names no status", line)
+		code, _ := strconv.Atoi(status)
+		cases = append(cases, eventCase{file: file, function: strings.TrimSpace(cols[2]), status: code})
+	}
+	require.NotEmpty(t, cases, "events/README.md has no table of events")
+	return cases
+}
+
+// lambdaInvoke runs `lambdalocal invoke` on an event against the running DynamoDB Local and returns its
+// stdout (the Lambda response JSON).
+func lambdaInvoke(t *testing.T, function, event string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, runnerBin, "invoke", "-template", "template.yaml", "-function", function,
+		"-event", event, "-db-port", strconv.Itoa(dbPort))
+	cmd.Dir = root
+	cmd.Env = runnerEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	require.NoError(t, err, "lambdalocal invoke -function %s -event %s\nstderr:\n%s", function, event, stderr.String())
+	require.NotContains(t, stderr.String(), "starting DynamoDB Local", "invoke must reuse the running DynamoDB Local")
+	return stdout.Bytes()
+}
+
+// TestEvents runs every file of events/ through `lambdalocal invoke` in the README's order, checking the status
+// code the README promises. Payment and user events run as two parallel sequences (each keeps its order).
+func TestEvents(t *testing.T) {
+	cases := readEventsREADME(t)
+
+	files, err := filepath.Glob(filepath.Join(root, "events", "*.json"))
+	require.NoError(t, err)
+	var onDisk, documented []string
+	for _, f := range files {
+		onDisk = append(onDisk, filepath.Base(f))
+	}
+	for _, c := range cases {
+		documented = append(documented, c.file)
+	}
+	sort.Strings(documented)
+	require.Equal(t, onDisk, documented, "every file in events/ is documented in events/README.md and vice versa")
+
+	byFunction := map[string][]eventCase{}
+	var functions []string
+	for _, c := range cases {
+		if byFunction[c.function] == nil {
+			functions = append(functions, c.function)
+		}
+		byFunction[c.function] = append(byFunction[c.function], c)
+		rememberEventKey(t, c.file)
+	}
+	for _, fn := range functions {
+		t.Run(fn, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range byFunction[fn] {
+				t.Run(c.file, func(t *testing.T) {
+					out := lambdaInvoke(t, c.function, "events/"+c.file)
+					var resp struct {
+						StatusCode int               `json:"statusCode"`
+						Headers    map[string]string `json:"headers"`
+						Body       string            `json:"body"`
+					}
+					require.NoError(t, json.Unmarshal(out, &resp), "a Lambda response JSON on stdout: %s", out)
+					assert.Equal(t, c.status, resp.StatusCode, "events/README.md says %d; body %s", c.status, resp.Body)
+					for _, s := range []string{cardVisa, cardDeclined, `\"` + cvvEvents + `\"`} {
+						assert.NotContains(t, string(out), s, "no card number or CVV in a response")
+					}
+					switch c.file { // details the README also states
+					case "payment-create.json":
+						assert.Equal(t, "false", resp.Headers["Idempotent-Replayed"])
+						assert.Regexp(t, `^/payments/pay_`, resp.Headers["Location"])
+					case "payment-replay.json":
+						assert.Equal(t, "true", resp.Headers["Idempotent-Replayed"])
+					case "payment-declined.json":
+						assert.Contains(t, resp.Body, `"decline_code":"generic_decline"`)
+					case "user-create.json":
+						assert.Regexp(t, `^/users/usr_`, resp.Headers["Location"])
+					}
+					if resp.StatusCode >= 400 {
+						assert.Equal(t, "application/problem+json", resp.Headers["Content-Type"])
+					}
+				})
+			}
+		})
+	}
+}
+
+// rememberEventKey adds an event's raw Idempotency-Key to the keys that must never be stored.
+func rememberEventKey(t *testing.T, file string) {
+	raw, err := os.ReadFile(filepath.Join(root, "events", file))
+	require.NoError(t, err)
+	var ev struct {
+		Headers map[string]string `json:"headers"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &ev), file)
+	for k, v := range ev.Headers {
+		if strings.EqualFold(k, "Idempotency-Key") {
+			rememberKey(v)
+		}
+	}
+}
