@@ -1,15 +1,15 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/idemkit/idemkit/idempotent/apigw"
 )
 
 // Media types of the responses.
@@ -50,56 +50,19 @@ type Problem struct {
 	Headers map[string]string
 }
 
-// MarshalJSON writes the standard members first, in RFC 9457's order (type, title, status, detail), then errors,
-// then the extensions sorted by name; an extension cannot override a standard member.
+// MarshalJSON writes the problem as idempotent/apigw does for the idempotency layer's own problems (one
+// serialisation for every problem the service sends): the standard members first in RFC 9457's order, then the
+// extensions, "errors" among them, sorted by name. An extension cannot override a standard member.
 func (p Problem) MarshalJSON() ([]byte, error) {
-	typ := p.Type
-	if typ == "" {
-		typ = "about:blank"
-	}
-	title := p.Title
-	if title == "" {
-		title = http.StatusText(p.Status)
-	}
-	var buf bytes.Buffer
-	member := func(name string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if buf.Len() > 1 {
-			buf.WriteByte(',')
-		}
-		k, _ := json.Marshal(name)
-		buf.Write(k)
-		buf.WriteByte(':')
-		buf.Write(b)
-		return nil
-	}
-	buf.WriteByte('{')
-	_ = member("type", typ)
-	_ = member("title", title)
-	_ = member("status", p.Status)
-	if p.Detail != "" {
-		_ = member("detail", p.Detail)
-	}
+	ext := p.Extensions
 	if p.Errors != nil {
-		if err := member("errors", p.Errors); err != nil {
-			return nil, err
+		ext = maps.Clone(p.Extensions)
+		if ext == nil {
+			ext = make(map[string]any, 1)
 		}
+		ext["errors"] = p.Errors
 	}
-	names := slices.Sorted(maps.Keys(p.Extensions))
-	for _, name := range names {
-		switch name {
-		case "type", "title", "status", "detail", "errors":
-			continue
-		}
-		if err := member(name, p.Extensions[name]); err != nil {
-			return nil, err
-		}
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return apigw.Problem{Type: p.Type, Title: p.Title, Status: p.Status, Detail: p.Detail, Extensions: ext}.MarshalJSON()
 }
 
 // Response renders the problem as an API Gateway proxy response.
