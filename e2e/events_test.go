@@ -48,7 +48,7 @@ func readEventsREADME(t *testing.T) []eventCase {
 
 // lambdaInvoke runs `lambdalocal invoke` on an event against the running DynamoDB Local and returns its
 // stdout (the Lambda response JSON).
-func lambdaInvoke(t *testing.T, function, event string) []byte {
+func lambdaInvoke(t *testing.T, function, event string, stdin []byte) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -58,6 +58,9 @@ func lambdaInvoke(t *testing.T, function, event string) []byte {
 	cmd.Env = runnerEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	err := cmd.Run()
 	require.NoError(t, err, "lambdalocal invoke -function %s -event %s\nstderr:\n%s", function, event, stderr.String())
 	require.NotContains(t, stderr.String(), "starting DynamoDB Local", "invoke must reuse the running DynamoDB Local")
@@ -93,15 +96,11 @@ func TestEvents(t *testing.T) {
 	for _, fn := range functions {
 		t.Run(fn, func(t *testing.T) {
 			t.Parallel()
+			var createdID, createdBody string // from the sequence's 201, for the GET with a real id
 			for _, c := range byFunction[fn] {
 				t.Run(c.file, func(t *testing.T) {
-					out := lambdaInvoke(t, c.function, "events/"+c.file)
-					var resp struct {
-						StatusCode int               `json:"statusCode"`
-						Headers    map[string]string `json:"headers"`
-						Body       string            `json:"body"`
-					}
-					require.NoError(t, json.Unmarshal(out, &resp), "a Lambda response JSON on stdout: %s", out)
+					out := lambdaInvoke(t, c.function, "events/"+c.file, nil)
+					resp := decodeLambdaResponse(t, out)
 					assert.Equal(t, c.status, resp.StatusCode, "events/README.md says %d; body %s", c.status, resp.Body)
 					for _, s := range []string{cardVisa, cardDeclined, `\"` + cvvEvents + `\"`} {
 						assert.NotContains(t, string(out), s, "no card number or CVV in a response")
@@ -117,6 +116,18 @@ func TestEvents(t *testing.T) {
 					case "user-create.json":
 						assert.Regexp(t, `^/users/usr_`, resp.Headers["Location"])
 					}
+					if resp.StatusCode == 201 && createdID == "" {
+						loc := resp.Headers["Location"]
+						createdID, createdBody = loc[strings.LastIndex(loc, "/")+1:], resp.Body
+					}
+					if strings.HasSuffix(c.file, "-get.json") {
+						// As the README suggests: the same event with the id of the 201 gives 200 and that representation.
+						require.NotEmpty(t, createdID, "an earlier event of %s created something", fn)
+						ev := withID(t, c.file, createdID)
+						got := decodeLambdaResponse(t, lambdaInvoke(t, c.function, "-", ev))
+						assert.Equal(t, 200, got.StatusCode, "GET with the created id; body %s", got.Body)
+						assert.JSONEq(t, createdBody, got.Body)
+					}
 					if resp.StatusCode >= 400 {
 						assert.Equal(t, "application/problem+json", resp.Headers["Content-Type"])
 					}
@@ -124,6 +135,42 @@ func TestEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+type lambdaResponse struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+}
+
+func decodeLambdaResponse(t *testing.T, out []byte) lambdaResponse {
+	t.Helper()
+	var resp lambdaResponse
+	require.NoError(t, json.Unmarshal(out, &resp), "a Lambda response JSON on stdout: %s", out)
+	return resp
+}
+
+// withID is a GET event of events/ with its id replaced in path and pathParameters.id.
+func withID(t *testing.T, file, id string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "events", file))
+	require.NoError(t, err)
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	params, ok := ev["pathParameters"].(map[string]any)
+	require.True(t, ok, "%s has pathParameters", file)
+	old, _ := params["id"].(string)
+	require.NotEmpty(t, old)
+	params["id"] = id
+	ev["path"] = strings.Replace(ev["path"].(string), old, id, 1)
+	if rc, ok := ev["requestContext"].(map[string]any); ok {
+		if p, ok := rc["path"].(string); ok {
+			rc["path"] = strings.Replace(p, old, id, 1)
+		}
+	}
+	out, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return out
 }
 
 // rememberEventKey adds an event's raw Idempotency-Key to the keys that must never be stored.

@@ -8,10 +8,12 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
 )
 
 // The tables template.yaml declares (the runner names them after their logical IDs, CONTRACT §4).
@@ -149,4 +151,42 @@ func binaryText(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// TestLeakDetector keeps the stored-data checks honest: they must see a secret where one is.
+func TestLeakDetector(t *testing.T) {
+	s := secretSet{substrings: []string{cardVisa, "e2e-0123456789abcdef"}, exact: []string{cvvHTTP}}
+	gz := func(text string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = zw.Write([]byte(text))
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	tests := []struct {
+		name  string
+		value types.AttributeValue
+		leaks bool
+	}{
+		{"card number in a recorded response", &types.AttributeValueMemberS{Value: `{"body":"` + cardVisa + `"}`}, true},
+		{"raw key as a partition key", &types.AttributeValueMemberS{Value: "x#e2e-0123456789abcdef"}, true},
+		{"CVV as a value", &types.AttributeValueMemberS{Value: cvvHTTP}, true},
+		{"CVV quoted in JSON", &types.AttributeValueMemberS{Value: `{"x":"` + cvvHTTP + `"}`}, true},
+		{"cvv field name", &types.AttributeValueMemberS{Value: `{"cvv":"1"}`}, true},
+		{"card number in a gzip binary", &types.AttributeValueMemberB{Value: gz(cardVisa)}, true},
+		{"card number in a nested map", &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+			"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: cardVisa}}}}}, true},
+		{"last4 and brand", &types.AttributeValueMemberS{Value: `{"brand":"visa","last4":"4242"}`}, false},
+		{"epoch number containing the CVV digits", &types.AttributeValueMemberN{Value: "17953" + cvvHTTP + "1"}, false},
+		{"hash containing the CVV digits", &types.AttributeValueMemberS{Value: "ab" + cvvHTTP + "cd"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var found bool
+			for _, v := range flatten(tc.value) {
+				found = found || leak(v, s) != ""
+			}
+			assert.Equal(t, tc.leaks, found)
+		})
+	}
 }
