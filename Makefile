@@ -10,8 +10,9 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DDB_DIR       := tools/dynamodb-local
 DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
+LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps test test-short lint fmt run invoke db build deploy sam-local bench
+.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench $(LAMBDALOCAL)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,14 +38,19 @@ lint: ## gofmt, go vet, staticcheck (pinned)
 fmt: ## format the Go code
 	gofmt -w $$(git ls-files '*.go')
 
-run: deps ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local (no Docker)
-	$(GO) run ./cmd/lambdalocal serve -template template.yaml -addr 127.0.0.1:$(PORT)
+# The runner is built (cached by go build) and run directly rather than through `go run`, so Ctrl-C reaches only
+# the runner, which stops everything it started and exits cleanly.
+$(LAMBDALOCAL):
+	$(GO) build -o $@ ./cmd/lambdalocal
 
-invoke: deps ## run FUNCTION once on EVENT and print the Lambda response (like sam local invoke)
-	$(GO) run ./cmd/lambdalocal invoke -template template.yaml -function $(FUNCTION) -event $(EVENT)
+run: deps $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local (no Docker)
+	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT)
 
-db: deps ## DynamoDB Local alone on 127.0.0.1:8000, in the foreground
-	$(GO) run ./cmd/lambdalocal db -port 8000
+invoke: deps $(LAMBDALOCAL) ## run FUNCTION once on EVENT and print the Lambda response (like sam local invoke)
+	$(LAMBDALOCAL) invoke -template template.yaml -function $(FUNCTION) -event $(EVENT)
+
+db: deps $(LAMBDALOCAL) ## DynamoDB Local alone on 127.0.0.1:8000, in the foreground
+	$(LAMBDALOCAL) db -port 8000
 
 # CGO_ENABLED=0 keeps the bootstrap static even when SAM builds natively on an arm64 Linux host.
 build: ## sam build (SAM CLI required)
@@ -53,11 +59,11 @@ build: ## sam build (SAM CLI required)
 deploy: build ## sam deploy with samconfig.toml (SAM CLI and AWS credentials required)
 	sam deploy
 
-sam-local: build ## the Docker path: DynamoDB Local container + sam local start-api (SAM CLI and Docker required)
+sam-local: build $(LAMBDALOCAL) ## the Docker path: DynamoDB Local container + sam local start-api (SAM CLI and Docker required)
 	docker network inspect $(SAM_NETWORK) >/dev/null 2>&1 || docker network create $(SAM_NETWORK)
 	docker rm -f dynamodb-local >/dev/null 2>&1 || true
 	docker run -d --rm --name dynamodb-local --network $(SAM_NETWORK) -p 8000:8000 amazon/dynamodb-local -jar DynamoDBLocal.jar -inMemory -sharedDb -disableTelemetry
-	$(GO) run ./cmd/lambdalocal tables -template template.yaml -endpoint http://127.0.0.1:8000
+	$(LAMBDALOCAL) tables -template template.yaml -endpoint http://127.0.0.1:8000
 	sam local start-api --docker-network $(SAM_NETWORK) --env-vars env.json --port $(PORT)
 
 bench: ## Go benchmarks with allocations
