@@ -31,20 +31,7 @@ func TestMain(m *testing.M) { os.Exit(ddbtest.Run(m)) }
 // createPaymentsTable creates a table shaped like PaymentsTable in template.yaml.
 func createPaymentsTable(t *testing.T, client *dynamodb.Client) string {
 	t.Helper()
-	name := ddbtest.UniqueName(t, "payments")
-	ctx := context.Background()
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(name),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	})
-	require.NoError(t, err)
-	require.NoError(t, dynamodb.NewTableExistsWaiter(client).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	return name
+	return ddbtest.Table(t, client, "payments")
 }
 
 func invoke(t *testing.T, h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error), ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {

@@ -22,8 +22,11 @@ import (
 	"regexp"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemkit/idemkit/internal/ddblocal"
 )
@@ -108,4 +111,28 @@ func UniqueName(t testing.TB, prefix string) string {
 		name = name[:maxBase]
 	}
 	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// Table creates an on-demand table with a string partition key "id" (the shape of the example service's tables),
+// waits until it is ACTIVE and deletes it when the test ends. It returns the table's unique name.
+func Table(t testing.TB, client *dynamodb.Client, prefix string) string {
+	t.Helper()
+	name := UniqueName(t, prefix)
+	ctx := context.Background()
+	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatalf("create table %s: %v", name, err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(client).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		t.Fatalf("wait for table %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return name
 }
