@@ -119,6 +119,8 @@ func ParseCreateRequest(obj *httpapi.Object, now time.Time) (CreateRequest, []ht
 			obj.Fail("description", fmt.Sprintf("must be at most %d characters", MaxDescriptionLen))
 		case strings.IndexFunc(desc, unicode.IsControl) >= 0:
 			obj.Fail("description", "must not contain control characters (line breaks, tabs, ...)")
+		case strings.ContainsRune(desc, utf8.RuneError):
+			obj.Fail("description", invalidUTF8)
 		default:
 			req.Description = desc
 		}
@@ -130,6 +132,11 @@ func ParseCreateRequest(obj *httpapi.Object, now time.Time) (CreateRequest, []ht
 	}
 	return req, nil
 }
+
+// invalidUTF8 refuses text holding U+FFFD. encoding/json turns every byte that is not UTF-8 into that replacement
+// character, so it is how a body in another encoding (Latin-1 "caf\xe9") shows after decoding: accepting it
+// would store and return text the client never sent.
+const invalidUTF8 = "must be UTF-8 text: it contains bytes that are not UTF-8 (or U+FFFD, the character that replaces them)"
 
 // atoi parses a string already checked to be ASCII digits.
 func atoi(s string) int {
