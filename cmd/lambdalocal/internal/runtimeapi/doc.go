@@ -16,4 +16,9 @@
 // an instance that exceeds it is killed by PID and a fresh one started, as is one
 // that crashes. The caller gets what Lambda's Invoke API would give: the response
 // payload, or an error payload with the function error flagged.
+//
+// Cold starts are measured from just before each process is started to its first
+// GET /runtime/invocation/next (the end of Lambda's init phase): Instances reports
+// them with the PIDs, and the pool writes "[Function#n] ready in 7.3ms (pid 1234)"
+// to its Output once per process.
 package runtimeapi

@@ -21,9 +21,22 @@ import (
 // aws-lambda-go runtime client without a go build in the tests.
 const helperEnv = "RUNTIMEAPI_TEST_HELPER"
 
+// gateEnv is the URL a "gated" helper GETs before it starts its runtime loop.
+const gateEnv = "RUNTIMEAPI_TEST_GATE"
+
 func runHelper(mode string) {
 	switch mode {
 	case "lambda":
+		lambda.Start(helperHandler)
+	case "gated":
+		// Init blocks on the test's gate URL, so a test can look at an instance that is not ready yet and knows
+		// a lower bound of its init time without sleeping.
+		resp, err := http.Get(os.Getenv(gateEnv))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gate:", err)
+			os.Exit(4)
+		}
+		resp.Body.Close()
 		lambda.Start(helperHandler)
 	case "crash-at-init":
 		fmt.Fprintln(os.Stderr, "boom at init")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -155,6 +156,62 @@ func (p *Pool) Ready() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ready
+}
+
+// InstanceInfo describes one live instance of a pool.
+type InstanceInfo struct {
+	// N is the instance's number, as in the "[Function#N]" prefix of its output. A replacement gets a new number.
+	N int
+	// PID is the process id of the instance's bootstrap.
+	PID int
+	// Ready reports whether the instance has reached its first GET /runtime/invocation/next.
+	Ready bool
+	// ReadyIn is the cold start as the runner sees it: from just before the process was started (fork and exec
+	// included) to its first GET /runtime/invocation/next, i.e. the runtime's whole init phase. Zero until Ready.
+	ReadyIn time.Duration
+}
+
+// Instances describes the live instances (started processes that have not exited), ordered by N.
+func (p *Pool) Instances() []InstanceInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]InstanceInfo, 0, len(p.instances))
+	for _, i := range p.instances {
+		i.mu.Lock()
+		if i.started && !i.dead {
+			out = append(out, InstanceInfo{N: i.n, PID: i.cmd.Process.Pid, Ready: i.ready, ReadyIn: i.readyIn})
+		}
+		i.mu.Unlock()
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].N < out[b].N })
+	return out
+}
+
+// WaitReady blocks until at least n instances are ready (alive and past their first /next), ctx ends or the pool
+// closes. Instances that fail to initialise are replaced meanwhile, so a bootstrap that never initialises makes
+// WaitReady return ctx's error, with the last init failure when there is one.
+func (p *Pool) WaitReady(ctx context.Context, n int) error {
+	for {
+		p.mu.Lock()
+		closed, ready, initErr, changed := p.closed, p.ready, p.initErr, p.changed
+		p.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case ready >= n:
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-p.ctx.Done():
+			return ErrClosed
+		case <-ctx.Done():
+			if initErr != nil {
+				return fmt.Errorf("%w (last init failure: %s: %s)", ctx.Err(), initErr.ErrorType, initErr.Payload)
+			}
+			return ctx.Err()
+		}
+	}
 }
 
 // Invoke runs the function once on payload. Function failures (errors, timeouts,
@@ -302,6 +359,7 @@ func (p *Pool) spawn() error {
 	p.instances[n] = i
 	p.mu.Unlock()
 	i.mu.Lock()
+	i.spawned = time.Now()
 	err = cmd.Start()
 	i.started = err == nil
 	i.mu.Unlock()
@@ -415,7 +473,9 @@ type instance struct {
 
 	mu      sync.Mutex
 	started bool
-	ready   bool
+	spawned time.Time     // just before cmd.Start
+	ready   bool          // reached /next at least once
+	readyIn time.Duration // spawned to the first /next
 	dead    bool
 	current *invocation
 	initErr *Result // from /init/error or the init timeout
@@ -453,15 +513,17 @@ func (i *instance) wait() {
 	if err != nil {
 		status = err.Error()
 	}
-	if cur != nil {
-		cur.complete(errorResult(cur.id, "Runtime.ExitError",
-			fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", cur.id, status)))
-	}
 	if !wasReady && initErr == nil {
 		initErr = errorResult("", "Runtime.ExitError",
 			fmt.Sprintf("Runtime exited during init with error: %s", status))
 	}
+	// The pool forgets the instance before its invocation's caller learns of the crash, so that caller never
+	// sees the dead instance in Ready or Instances.
 	i.pool.onExit(i, wasReady, initErr)
+	if cur != nil {
+		cur.complete(errorResult(cur.id, "Runtime.ExitError",
+			fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", cur.id, status)))
+	}
 }
 
 // timedOut ends an invocation that ran past the function timeout and kills its

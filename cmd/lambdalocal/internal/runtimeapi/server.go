@@ -40,10 +40,17 @@ func (i *instance) routes() http.Handler {
 func (i *instance) handleNext(w http.ResponseWriter, r *http.Request) {
 	i.mu.Lock()
 	first := !i.ready
-	i.ready = true
+	if first {
+		i.ready = true
+		i.readyIn = time.Since(i.spawned)
+	}
+	readyIn := i.readyIn
 	i.mu.Unlock()
 	if first {
 		i.initTimer.Stop()
+		// Logged before the pool counts the instance as ready, so whoever sees Ready() go up finds the line.
+		fmt.Fprintf(i.pool.out, "[%s#%d] ready in %s (pid %d)\n",
+			i.pool.cfg.Function, i.n, readyIn.Round(100*time.Microsecond), i.cmd.Process.Pid)
 		i.pool.markReady()
 	}
 	// Offer this instance to the pool, then block until an invocation is handed over.
