@@ -120,12 +120,16 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.buildDir, err = os.MkdirTemp("", "lambdalocal-"); err != nil {
 		return nil, err
 	}
+	// Every function is built before any instance starts, so that the ready times the pools log ("[Fn#n] ready
+	// in ...") measure the bootstraps' cold starts, not a go build competing with them for the CPU.
 	for _, fn := range fns {
-		bootstrap := filepath.Join(s.buildDir, fn.Name, "bootstrap")
 		s.logf("building %s from %s", fn.Name, fn.CodeURI)
-		if err = Build(ctx, s.Template.Dir, fn.CodeURI, bootstrap); err != nil {
+		if err = Build(ctx, s.Template.Dir, fn.CodeURI, filepath.Join(s.buildDir, fn.Name, "bootstrap")); err != nil {
 			return nil, fmt.Errorf("build %s: %w", fn.Name, err)
 		}
+	}
+	for _, fn := range fns {
+		bootstrap := filepath.Join(s.buildDir, fn.Name, "bootstrap")
 		pool, err := runtimeapi.Start(runtimeapi.Config{
 			Function:  fn.Name,
 			Command:   bootstrap,

@@ -24,7 +24,11 @@ import (
 	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(ddbtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := ddbtest.Run(m)
+	removeBuilds()
+	os.Exit(code)
+}
 
 var fixture = filepath.Join("..", "..", "testdata", "template.yaml")
 
