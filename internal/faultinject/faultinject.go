@@ -166,6 +166,8 @@ type Record struct {
 	Fault Kind
 	// Forwarded reports whether the request reached DynamoDB (whatever happened to the answer).
 	Forwarded bool
+	// At is when the request arrived at the injector.
+	At time.Time
 }
 
 // Options configure an Injector. The zero value classifies requests on any table.
@@ -276,7 +278,7 @@ func (in *Injector) decide(c Call) (Fault, int) {
 			fault, found = r.Fault, true
 		}
 	}
-	in.records = append(in.records, Record{Call: c, Fault: fault.Kind})
+	in.records = append(in.records, Record{Call: c, Fault: fault.Kind, At: time.Now()})
 	return fault, len(in.records) - 1
 }
 
