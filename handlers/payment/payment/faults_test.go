@@ -1,0 +1,206 @@
+package payment_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idemkit/idemkit/handlers/payment/payment"
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/apigw"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
+	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+	"github.com/idemkit/idemkit/internal/faultinject"
+)
+
+const faultLease = 30 * time.Second
+
+// faultFunction is the payment function wired as its main wires it (the payment committed in the completion
+// transaction, its ID from the idempotency record's), on DynamoDB Local, with every DynamoDB call going through
+// one fault injector and the SDK's retries made explicit: 3 attempts 1 ms apart, no retry quota.
+type faultFunction struct {
+	inj     *faultinject.Injector
+	proc    *payment.SimulatedProcessor
+	clock   *idempotenttest.Clock
+	handler func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
+}
+
+func newFaultFunction(t *testing.T, idemTable, paymentsTable string) *faultFunction {
+	t.Helper()
+	f := &faultFunction{
+		inj:   faultinject.New(func(o *faultinject.Options) { o.IdempotencyTable = idemTable }),
+		proc:  payment.NewSimulatedProcessor(),
+		clock: idempotenttest.NewClock(time.Now().Truncate(time.Millisecond)),
+	}
+	db := dynamodb.New(ddbtest.Client(t).Options(), func(o *dynamodb.Options) {
+		o.HTTPClient = f.inj.Client(nil)
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+			o.RateLimiter = ratelimit.None
+		})
+	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	direct := payment.DirectCommitter{DB: db}
+	svc := payment.New(db, paymentsTable, func(o *payment.Options) {
+		o.Processor = f.proc
+		o.Logger = quiet
+		o.ScopeID = func(ctx context.Context) (string, bool) {
+			inv, ok := idempotent.FromContext(ctx)
+			return inv.ID, ok
+		}
+		o.Committer = payment.CommitterFunc(func(ctx context.Context, w types.TransactWriteItem) error {
+			if idempotent.AddEffect(ctx, w) {
+				return nil
+			}
+			return direct.Commit(ctx, w)
+		})
+	})
+	engine := idempotent.New(dynamostore.New(db, idemTable),
+		idempotent.WithClock(f.clock),
+		idempotent.WithLease(faultLease),
+		idempotent.WithCompletionTimeout(300*time.Millisecond),
+		idempotent.WithLogger(quiet))
+	f.handler = apigw.REST(engine, svc.Handle)
+	return f
+}
+
+func (f *faultFunction) post(t *testing.T, key string) events.APIGatewayProxyResponse {
+	t.Helper()
+	ev := createEvent(t)
+	ev.Headers["Idempotency-Key"] = key
+	ev.MultiValueHeaders["Idempotency-Key"] = []string{key}
+	resp, err := f.handler(context.Background(), ev)
+	require.NoError(t, err)
+	return resp
+}
+
+// paymentItems scans the payments table for items with the payment ID the key maps to.
+func paymentItems(t *testing.T, table, key string) int {
+	t.Helper()
+	id := payment.PaymentID(idempotent.Scope{Principal: "anonymous", Method: http.MethodPost, Route: payment.ResourcePayments}.ID(key))
+	out, err := ddbtest.Client(t).Scan(context.Background(), &dynamodb.ScanInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		FilterExpression:          aws.String("id = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: id}},
+	})
+	require.NoError(t, err)
+	return len(out.Items)
+}
+
+// TestPaymentFaults runs POST /payments under DynamoDB faults and follows each key through its retries. What
+// must hold whatever the fault: at most one payment item per key, at most one charge per key (the processor
+// dedupes by the payment's reference), and the handler runs again only after a run whose payment did not commit.
+func TestPaymentFaults(t *testing.T) {
+	client := ddbtest.Client(t)
+	paymentsTable := createPaymentsTable(t, client)
+	idemTable := ddbtest.UniqueName(t, "idem")
+	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
+	})
+
+	fault := func(phase faultinject.Phase, kind faultinject.Kind, when faultinject.When) faultinject.Rule {
+		return faultinject.Rule{Phase: phase, When: when, Fault: faultinject.Fault{Kind: kind}}
+	}
+	tests := []struct {
+		name     string
+		rule     faultinject.Rule
+		status   int // the first request's answer
+		attempts int // requests of the faulted kind on the wire in the first request; 0: not checked
+		calls    int // processor calls in the first request
+		paid     int // payment items after the first request
+		// then, faults cleared:
+		leaseEnd bool // the first request left the key INPROGRESS: 409 until the lease ends, then it runs
+		replay   bool // the first request's payment committed: the retry replays it
+	}{
+		{name: "claim throttled: refused before charging", rule: fault(faultinject.PhaseClaim, faultinject.Throttle, faultinject.Always()),
+			status: 503, attempts: 3},
+		{name: "claim answer lost: held until the lease ends", rule: fault(faultinject.PhaseClaim, faultinject.ResponseLost, faultinject.Nth(1)),
+			status: 409, attempts: 2, leaseEnd: true},
+		{name: "completion throttled twice: the SDK retries", rule: fault(faultinject.PhaseAtomicComplete, faultinject.Throttle, faultinject.First(2)),
+			status: 201, attempts: 3, calls: 1, paid: 1, replay: true},
+		{name: "completion fails: nothing committed, key released", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ServerError, faultinject.Always()),
+			status: 503, calls: 1},
+		{name: "completion times out: nothing committed, key released", rule: fault(faultinject.PhaseAtomicComplete, faultinject.Timeout, faultinject.Always()),
+			status: 503, attempts: 1, calls: 1},
+		{name: "completion answer lost once: the SDK's retry succeeds", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Nth(1)),
+			status: 201, attempts: 2, calls: 1, paid: 1, replay: true},
+		{name: "completion answers all lost: committed, 503, then replayed", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Always()),
+			status: 503, calls: 1, paid: 1, replay: true},
+		{name: "the service's own read throttled: 503, not recorded", rule: faultinject.Rule{Op: "GetItem", Table: paymentsTable, Fault: faultinject.Fault{Kind: faultinject.Throttle}},
+			status: 503, attempts: 3},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFaultFunction(t, idemTable, paymentsTable)
+			key := "payment-fault-" + strings.Repeat("x", i+1)
+			f.inj.Add(tc.rule)
+
+			first := f.post(t, key)
+			attempts := 0
+			for _, r := range f.inj.Records() {
+				if r.Fault != faultinject.None || (tc.rule.Phase != faultinject.PhaseAny && r.Phase == tc.rule.Phase) {
+					attempts++
+				}
+			}
+			t.Logf("first request: %d; faulted-kind attempts %d; wire %v; processor calls %d", first.StatusCode, attempts, f.inj.Counts(), f.proc.Calls())
+			require.Equal(t, tc.status, first.StatusCode, first.Body)
+			if tc.attempts > 0 {
+				assert.Equal(t, tc.attempts, attempts)
+			}
+			switch tc.status {
+			case http.StatusServiceUnavailable:
+				assert.NotEmpty(t, first.Headers["Retry-After"])
+			case http.StatusConflict:
+				assert.Equal(t, "30", first.Headers["Retry-After"])
+			}
+			assert.Equal(t, tc.calls, f.proc.Calls(), "processor calls in the first request")
+			assert.Equal(t, tc.paid, paymentItems(t, paymentsTable, key), "payment items after the first request")
+
+			f.inj.Clear()
+			calls := f.proc.Calls()
+			if tc.leaseEnd {
+				held := f.post(t, key)
+				assert.Equal(t, http.StatusConflict, held.StatusCode, held.Body)
+				assert.Equal(t, "30", held.Headers["Retry-After"])
+				assert.Equal(t, calls, f.proc.Calls(), "nothing runs while the lease lasts")
+				f.clock.Advance(faultLease + time.Second)
+			}
+			retry := f.post(t, key)
+			require.Equal(t, http.StatusCreated, retry.StatusCode, retry.Body)
+			if tc.replay {
+				assert.Equal(t, "true", retry.Headers["Idempotent-Replayed"], "the committed payment is replayed")
+				assert.Equal(t, calls, f.proc.Calls(), "not charged again")
+				if tc.status == http.StatusCreated {
+					assert.Equal(t, first.Body, retry.Body)
+				}
+			} else {
+				assert.Equal(t, "false", retry.Headers["Idempotent-Replayed"])
+				assert.Equal(t, calls+1, f.proc.Calls(), "the retry runs the payment (its first run committed nothing)")
+			}
+			again := f.post(t, key)
+			assert.Equal(t, "true", again.Headers["Idempotent-Replayed"])
+			assert.Equal(t, retry.Body, again.Body)
+
+			assert.Equal(t, 1, paymentItems(t, paymentsTable, key), "one payment item for the key")
+			assert.Equal(t, 1, f.proc.Charges(), "money moved once for the key")
+			t.Logf("processor calls across the first request and its retries: %d (charges %d)", f.proc.Calls(), f.proc.Charges())
+		})
+	}
+}
