@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(ddbtest.Run(m)) }
 
 // newTable creates an idempotency table on DynamoDB Local shaped for optFns.
-func newTable(t *testing.T, optFns ...func(*dynamostore.Options)) string {
+func newTable(t testing.TB, optFns ...func(*dynamostore.Options)) string {
 	t.Helper()
 	client := ddbtest.Client(t)
 	table := ddbtest.UniqueName(t, "idem")
@@ -57,7 +57,7 @@ func (c *calls) take() map[string]int {
 }
 
 // countingClient returns a client for DynamoDB Local whose HTTP round trips are counted.
-func countingClient(t *testing.T) (*dynamodb.Client, *calls) {
+func countingClient(t testing.TB) (*dynamodb.Client, *calls) {
 	t.Helper()
 	base := ddbtest.Client(t)
 	c := &calls{n: map[string]int{}}
