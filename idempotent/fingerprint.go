@@ -7,10 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"strings"
-
-	"github.com/gowebpki/jcs"
 )
 
 // MaxKeyLength is the longest idempotency key accepted, in bytes.
@@ -45,51 +42,68 @@ type Scope struct {
 // ID returns the storage key for key within s: a hex SHA-256 over the scope's fields and the key, each length
 // prefixed so that no two distinct inputs can share one encoding.
 func (s Scope) ID(key string) string {
-	h := sha256.New()
-	h.Write([]byte("idemkit/id/v1"))
-	writeField(h, s.Principal)
-	writeField(h, s.Method)
-	writeField(h, s.Route)
-	writeField(h, key)
-	return hex.EncodeToString(h.Sum(nil))
+	// The whole input is built in one buffer and hashed at once, which keeps the hash state, the conversions to
+	// []byte and the sum off the heap.
+	var buf [512]byte
+	b := append(buf[:0], "idemkit/id/v1"...)
+	b = appendField(b, s.Principal)
+	b = appendField(b, s.Method)
+	b = appendField(b, s.Route)
+	b = appendField(b, key)
+	return hexSum(b)
 }
 
-func writeField(h hash.Hash, s string) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-	h.Write(n[:])
-	h.Write([]byte(s))
+// appendField appends s with its length before it, as 8 bytes big-endian.
+func appendField(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
 }
 
-// CanonicalJSON returns the RFC 8785 (JCS) form of a JSON document: object members sorted, insignificant
-// whitespace removed, numbers and strings in one canonical spelling. Invalid JSON is an error.
+// hexSum returns the hex SHA-256 of b.
+func hexSum(b []byte) string {
+	sum := sha256.Sum256(b)
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
+}
+
+// CanonicalJSON returns the RFC 8785 (JCS) form of a JSON document: object members sorted by their UTF-16 code
+// units, insignificant whitespace removed, numbers and strings in one canonical spelling. Invalid JSON is an
+// error, and so are duplicate member names, escapes of unpaired surrogates, numbers beyond the range of a double
+// and nesting deeper than 10,000 levels. Bytes that are not UTF-8 inside strings are kept as they are.
 func CanonicalJSON(doc []byte) ([]byte, error) {
-	if !json.Valid(doc) {
-		return nil, fmt.Errorf("idempotent: not valid JSON")
-	}
-	out, err := jcs.Transform(doc)
+	c := getCanonicalizer()
+	defer c.release()
+	out, err := c.appendCanonical(make([]byte, 0, len(doc)), doc)
 	if err != nil {
-		return nil, fmt.Errorf("idempotent: canonicalise JSON: %w", err)
+		return nil, fmt.Errorf("idempotent: canonicalise JSON: %w at offset %d", err, c.errOff)
 	}
 	return out, nil
 }
 
 // Fingerprint returns the hex SHA-256 of method, route and payload. A payload that is a JSON document is
-// canonicalised first, so key order and whitespace do not change the fingerprint; any other payload is hashed as
-// it is.
+// canonicalised first (see CanonicalJSON), so key order and whitespace do not change the fingerprint; any other
+// payload is hashed as it is.
 func Fingerprint(method, route string, payload []byte) string {
-	h := sha256.New()
-	h.Write([]byte("idemkit/fp/v1"))
-	writeField(h, method)
-	writeField(h, route)
-	if canon, err := CanonicalJSON(payload); err == nil {
-		writeField(h, "json")
-		writeField(h, string(canon))
+	c := getCanonicalizer()
+	defer c.release()
+	b := append(c.buf[:0], "idemkit/fp/v1"...)
+	b = appendField(b, method)
+	b = appendField(b, route)
+	b = appendField(b, "json")
+	// The canonical form follows a placeholder for its length, filled in once the length is known.
+	at := len(b)
+	b = binary.BigEndian.AppendUint64(b, 0)
+	b, err := c.appendCanonical(b, payload)
+	if err == nil {
+		binary.BigEndian.PutUint64(b[at:], uint64(len(b)-at-8))
 	} else {
-		writeField(h, "raw")
-		writeField(h, string(payload))
+		b = appendField(b[:at-8-len("json")], "raw")
+		b = binary.BigEndian.AppendUint64(b, uint64(len(payload)))
+		b = append(b, payload...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	c.buf = b
+	return hexSum(b)
 }
 
 // SelectFields returns a JSON object holding only the given dot-separated paths of a JSON object document

@@ -1,7 +1,6 @@
 package idempotent_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -91,14 +90,6 @@ func TestScopeID(t *testing.T) {
 	}
 }
 
-func TestCanonicalJSON(t *testing.T) {
-	got, err := idempotent.CanonicalJSON([]byte(`{"b":[true,null,"x"],"a":{"d":1e2,"c":-0}}`))
-	require.NoError(t, err)
-	assert.Equal(t, `{"a":{"c":0,"d":100},"b":[true,null,"x"]}`, string(got))
-	_, err = idempotent.CanonicalJSON([]byte(`{"a":`))
-	require.Error(t, err)
-}
-
 func TestSelectFields(t *testing.T) {
 	got, err := idempotent.SelectFields([]byte(`{"amount":2000,"meta":{"trace":"x","order":"o1"},"ts":"now"}`), []string{"amount", "meta.order", "missing"})
 	require.NoError(t, err)
@@ -152,29 +143,6 @@ func FuzzValidateKey(f *testing.F) {
 		valid := len(key) >= 1 && len(key) <= 255 && strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0
 		if valid != (err == nil) {
 			t.Fatalf("ValidateKey(%q) = %v, grammar says valid=%v", key, err, valid)
-		}
-	})
-}
-
-func FuzzCanonicalJSON(f *testing.F) {
-	for _, seed := range []string{`{}`, `[]`, `{"b":1,"a":[1,2,{"d":"\u00e9","c":null}]}`, `1e400`, `"\ud800"`, `[[[[[[]]]]]]`, `{"a":1,"a":2}`, `-0.0`} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		canon, err := idempotent.CanonicalJSON(doc)
-		if err != nil {
-			return
-		}
-		if !json.Valid(canon) {
-			t.Fatalf("canonical form is not JSON: %q", canon)
-		}
-		again, err := idempotent.CanonicalJSON(canon)
-		if err != nil || string(again) != string(canon) {
-			t.Fatalf("not idempotent: %q -> %q (%v)", canon, again, err)
-		}
-		// The fingerprint of a document and of its canonical form agree.
-		if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", canon) {
-			t.Fatalf("fingerprint differs between %q and its canonical form", doc)
 		}
 	})
 }

@@ -1,0 +1,647 @@
+package idempotent
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// This file is an RFC 8785 (JSON Canonicalization Scheme) canonicaliser written for fingerprints: one pass over
+// the input writes the canonical form of every value in document order, and only objects whose members did not
+// arrive sorted are reordered afterwards, by one copy. Its output is byte for byte what github.com/gowebpki/jcs
+// (the canonicaliser of earlier releases, now a test oracle) produced for every document both accept, so stored
+// fingerprints keep matching.
+//
+// What it refuses, and why:
+//   - anything encoding/json.Valid refuses, including nesting deeper than maxDepth (a hostile body of a million
+//     '[' fails after 10,001 bytes instead of exhausting the stack);
+//   - duplicate member names (RFC 8785 §3.1, I-JSON §2.3), compared as UTF-16 code units like the sort;
+//   - a \u escape of an unpaired surrogate (I-JSON §2.1); jcs turned "\ud800\u0041" into U+FFFD and swallowed the
+//     second escape, so two different payloads shared a fingerprint;
+//   - numbers outside the range of an IEEE 754 double (I-JSON §2.2), such as 1e400.
+//
+// Bytes that are not valid UTF-8 inside strings are kept as they are, as jcs kept them: I-JSON forbids them, but
+// refusing them now would change the fingerprint of every such body recorded before. For sorting, each such byte
+// counts as U+FFFD, again like jcs. Whitespace around a top-level scalar (" 1 ") is insignificant, as RFC 8259
+// says; jcs refused it.
+
+// maxDepth bounds the nesting of arrays and objects, as encoding/json does (10,000).
+const maxDepth = 10000
+
+var (
+	errSyntax    = errors.New("invalid JSON")
+	errDepth     = fmt.Errorf("nesting deeper than %d", maxDepth)
+	errDuplicate = errors.New("duplicate member name")
+	errSurrogate = errors.New("unpaired surrogate escape")
+	errRange     = errors.New("number out of the range of a double")
+)
+
+// ref locates a member name's decoded bytes: in the source when it has no escapes, else in the arena.
+type ref struct {
+	off, n  int
+	inArena bool
+}
+
+// member is an object member being canonicalised: its decoded name and where "name":value sits in the output.
+type member struct {
+	name       ref
+	start, end int
+}
+
+// frame is an open array or object.
+type frame struct {
+	object bool
+	// sorted: the members so far arrived in canonical order (objects only).
+	sorted bool
+	// start is the output position of '{'; members is where this object's entries begin in canonicalizer.members.
+	start, members int
+}
+
+// span is a range of the output.
+type span struct{ start, end int }
+
+// reorder is an object whose members must be written in another order than they were parsed in.
+type reorder struct {
+	start, end int // the object in the output, braces included
+	spans      int // its members, sorted, at canonicalizer.spans[spans:spans+n]
+	n          int
+}
+
+// canonicalizer holds the buffers of one canonicalisation; they are pooled so that a fingerprint allocates
+// almost nothing.
+type canonicalizer struct {
+	// buf holds a fingerprint's input; the other fields are appendCanonical's.
+	buf      []byte
+	src      []byte
+	out      []byte
+	stack    []frame
+	members  []member
+	arena    []byte
+	spans    []span
+	reorders []reorder
+	tmp      []byte
+	errOff   int
+}
+
+var canonPool = sync.Pool{New: func() any { return new(canonicalizer) }}
+
+// maxPooled is the largest buffer kept for reuse, so that one huge body does not pin its memory.
+const maxPooled = 64 << 10
+
+func getCanonicalizer() *canonicalizer { return canonPool.Get().(*canonicalizer) }
+
+func (c *canonicalizer) release() {
+	c.src = nil
+	if cap(c.buf) > maxPooled {
+		c.buf = nil
+	}
+	if cap(c.tmp) > maxPooled {
+		c.tmp = nil
+	}
+	if cap(c.arena) > maxPooled {
+		c.arena = nil
+	}
+	if cap(c.members) > maxPooled/32 {
+		c.members = nil
+	}
+	if cap(c.stack) > maxPooled/32 {
+		c.stack = nil
+	}
+	if cap(c.spans) > maxPooled/16 {
+		c.spans = nil
+	}
+	if cap(c.reorders) > maxPooled/32 {
+		c.reorders = nil
+	}
+	canonPool.Put(c)
+}
+
+// appendCanonical appends the canonical form of src to dst. On error dst's contents past its length are garbage.
+func (c *canonicalizer) appendCanonical(dst, src []byte) ([]byte, error) {
+	base := len(dst)
+	c.src, c.out = src, dst
+	c.stack, c.members, c.arena = c.stack[:0], c.members[:0], c.arena[:0]
+	c.spans, c.reorders = c.spans[:0], c.reorders[:0]
+	err := c.parse()
+	dst, c.out = c.out, nil
+	if err != nil {
+		return dst[:base], err
+	}
+	if len(c.reorders) > 0 {
+		// Write the document again with the reordered objects' members in order, then copy it back: reordering
+		// keeps the length.
+		slices.SortFunc(c.reorders, func(a, b reorder) int { return a.start - b.start })
+		c.tmp = c.emit(c.tmp[:0], dst, base, len(dst))
+		copy(dst[base:], c.tmp)
+	}
+	return dst, nil
+}
+
+// emit appends out[start:end] to dst, writing each reordered object it holds with its members in order.
+func (c *canonicalizer) emit(dst, out []byte, start, end int) []byte {
+	// The first reordered object at or after start; objects nested in it are written by the recursion.
+	i, _ := slices.BinarySearchFunc(c.reorders, start, func(r reorder, pos int) int { return r.start - pos })
+	pos := start
+	for i < len(c.reorders) && c.reorders[i].start < end {
+		r := c.reorders[i]
+		dst = append(dst, out[pos:r.start]...)
+		dst = append(dst, '{')
+		for k, s := range c.spans[r.spans : r.spans+r.n] {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			dst = c.emit(dst, out, s.start, s.end)
+		}
+		dst = append(dst, '}')
+		pos = r.end
+		i, _ = slices.BinarySearchFunc(c.reorders, pos, func(r reorder, pos int) int { return r.start - pos })
+	}
+	return append(dst, out[pos:end]...)
+}
+
+func (c *canonicalizer) fail(err error, off int) error {
+	c.errOff = off
+	return err
+}
+
+func skipSpace(src []byte, i int) int {
+	for i < len(src) {
+		switch src[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// parse canonicalises c.src into c.out. It keeps its own stack, so nesting costs no Go stack.
+func (c *canonicalizer) parse() error {
+	src := c.src
+	i := 0
+	var err error
+	needValue := true
+	for {
+		if needValue {
+			i = skipSpace(src, i)
+			if i >= len(src) {
+				return c.fail(errSyntax, i)
+			}
+			switch b := src[i]; {
+			case b == '{' || b == '[':
+				if len(c.stack) >= maxDepth {
+					return c.fail(errDepth, i)
+				}
+				c.stack = append(c.stack, frame{object: b == '{', sorted: true, start: len(c.out), members: len(c.members)})
+				c.out = append(c.out, b)
+				i = skipSpace(src, i+1)
+				if i < len(src) && src[i] == b+2 { // '{'+2 is '}', '['+2 is ']'
+					c.out = append(c.out, b+2)
+					c.stack = c.stack[:len(c.stack)-1]
+					i++
+					needValue = false
+					break
+				}
+				if b == '{' {
+					if i, err = c.member(i); err != nil {
+						return err
+					}
+				}
+				continue
+			case b == '"':
+				if i, _, err = c.str(i, false); err != nil {
+					return err
+				}
+			case b == 't':
+				i, err = c.literal(i, "true")
+			case b == 'f':
+				i, err = c.literal(i, "false")
+			case b == 'n':
+				i, err = c.literal(i, "null")
+			default:
+				i, err = c.number(i)
+			}
+			if err != nil {
+				return err
+			}
+			needValue = false
+		}
+
+		// A value ended at i.
+		i = skipSpace(src, i)
+		if len(c.stack) == 0 {
+			if i != len(src) {
+				return c.fail(errSyntax, i)
+			}
+			return nil
+		}
+		if i >= len(src) {
+			return c.fail(errSyntax, i)
+		}
+		top := &c.stack[len(c.stack)-1]
+		switch src[i] {
+		case ',':
+			if top.object {
+				c.members[len(c.members)-1].end = len(c.out)
+				c.out = append(c.out, ',')
+				if i, err = c.member(i + 1); err != nil {
+					return err
+				}
+			} else {
+				c.out = append(c.out, ',')
+				i++
+			}
+			needValue = true
+		case '}':
+			if !top.object {
+				return c.fail(errSyntax, i)
+			}
+			c.members[len(c.members)-1].end = len(c.out)
+			c.out = append(c.out, '}')
+			if err := c.closeObject(top); err != nil {
+				return c.fail(err, i)
+			}
+			c.stack = c.stack[:len(c.stack)-1]
+			i++
+		case ']':
+			if top.object {
+				return c.fail(errSyntax, i)
+			}
+			c.out = append(c.out, ']')
+			c.stack = c.stack[:len(c.stack)-1]
+			i++
+		default:
+			return c.fail(errSyntax, i)
+		}
+	}
+}
+
+// member parses a member name and its colon at i (after '{' or ','), writes them and opens the member.
+func (c *canonicalizer) member(i int) (int, error) {
+	src := c.src
+	i = skipSpace(src, i)
+	if i >= len(src) || src[i] != '"' {
+		return 0, c.fail(errSyntax, i)
+	}
+	start := len(c.out)
+	i, name, err := c.str(i, true)
+	if err != nil {
+		return 0, err
+	}
+	i = skipSpace(src, i)
+	if i >= len(src) || src[i] != ':' {
+		return 0, c.fail(errSyntax, i)
+	}
+	c.out = append(c.out, ':')
+	top := &c.stack[len(c.stack)-1]
+	if top.sorted && len(c.members) > top.members {
+		switch d := c.compare(c.members[len(c.members)-1].name, name); {
+		case d == 0:
+			return 0, c.fail(errDuplicate, start)
+		case d > 0:
+			top.sorted = false
+		}
+	}
+	c.members = append(c.members, member{name: name, start: start})
+	return i + 1, nil
+}
+
+// closeObject finishes the object of frame f: if its members did not arrive in order, it sorts them, refuses
+// duplicates and records the object for reordering.
+func (c *canonicalizer) closeObject(f *frame) error {
+	ms := c.members[f.members:]
+	if !f.sorted {
+		slices.SortFunc(ms, func(a, b member) int { return c.compare(a.name, b.name) })
+		for k := 1; k < len(ms); k++ {
+			if c.compare(ms[k-1].name, ms[k].name) == 0 {
+				return errDuplicate
+			}
+		}
+		r := reorder{start: f.start, end: len(c.out), spans: len(c.spans), n: len(ms)}
+		for _, m := range ms {
+			c.spans = append(c.spans, span{m.start, m.end})
+		}
+		c.reorders = append(c.reorders, r)
+	}
+	c.members = c.members[:f.members]
+	return nil
+}
+
+func (c *canonicalizer) bytes(r ref) []byte {
+	if r.inArena {
+		return c.arena[r.off : r.off+r.n]
+	}
+	return c.src[r.off : r.off+r.n]
+}
+
+// compare orders member names by their UTF-16 code units (RFC 8785 §3.2.3).
+func (c *canonicalizer) compare(x, y ref) int {
+	return compareUTF16(c.bytes(x), c.bytes(y))
+}
+
+// compareUTF16 compares two UTF-8 strings as sequences of UTF-16 code units, each invalid byte counting as
+// U+FFFD. Byte order is code point order, which is UTF-16 order except that U+E000-U+FFFF sort after the
+// supplementary planes in UTF-16; so bytes decide where they safely can and runes decide otherwise.
+func compareUTF16(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	switch {
+	case i < n:
+		// Two ASCII bytes start runes in both strings and end whatever precedes them identically.
+		if a[i] < utf8.RuneSelf && b[i] < utf8.RuneSelf {
+			return int(a[i]) - int(b[i])
+		}
+	case len(a) == len(b):
+		return 0
+	case len(a) < len(b) && b[n] < utf8.RuneSelf:
+		return -1
+	case len(b) < len(a) && a[n] < utf8.RuneSelf:
+		return 1
+	}
+	return compareRunes(a, b)
+}
+
+func compareRunes(a, b []byte) int {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
+		if ra != rb {
+			ua, ub := firstUnit(ra), firstUnit(rb)
+			if ua != ub {
+				return int(ua) - int(ub)
+			}
+			// Same high surrogate: the low surrogates follow the code points' order.
+			return int(ra) - int(rb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) - len(b)
+}
+
+// firstUnit is the first UTF-16 code unit of r.
+func firstUnit(r rune) rune {
+	if r >= 0x10000 {
+		return 0xD800 + (r-0x10000)>>10
+	}
+	return r
+}
+
+func (c *canonicalizer) literal(i int, lit string) (int, error) {
+	if len(c.src)-i < len(lit) || string(c.src[i:i+len(lit)]) != lit {
+		return 0, c.fail(errSyntax, i)
+	}
+	c.out = append(c.out, lit...)
+	return i + len(lit), nil
+}
+
+// number writes the number at i in the ECMAScript Number-to-String form (RFC 8785 §3.2.2.3).
+func (c *canonicalizer) number(i int) (int, error) {
+	src := c.src
+	start := i
+	if i < len(src) && src[i] == '-' {
+		i++
+	}
+	digits := i
+	switch {
+	case i < len(src) && src[i] == '0':
+		i++
+	case i < len(src) && src[i] >= '1' && src[i] <= '9':
+		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, c.fail(errSyntax, i)
+	}
+	integer := i - digits
+	plain := true
+	if i < len(src) && src[i] == '.' {
+		plain = false
+		if i = skipDigits(src, i+1); i < 0 {
+			return 0, c.fail(errSyntax, start)
+		}
+	}
+	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		plain = false
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		if i = skipDigits(src, i); i < 0 {
+			return 0, c.fail(errSyntax, start)
+		}
+	}
+	tok := src[start:i]
+	// An integer of up to 15 digits is exact in a double and ECMAScript writes it as it is; only -0 changes.
+	if plain && integer <= 15 {
+		if len(tok) == 2 && tok[0] == '-' && tok[1] == '0' {
+			c.out = append(c.out, '0')
+		} else {
+			c.out = append(c.out, tok...)
+		}
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil {
+		return 0, c.fail(errRange, start)
+	}
+	c.out = appendNumber(c.out, f)
+	return i, nil
+}
+
+// skipDigits skips one or more digits at i, returning -1 when there is none.
+func skipDigits(src []byte, i int) int {
+	start := i
+	for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}
+
+// appendNumber appends f as ECMAScript's Number::toString writes it (ECMA-262 §6.1.6.1.20, required by RFC 8785
+// §3.2.2.3): the shortest digits that round-trip, in fixed notation from 1e-6 up to 1e21 and in exponent notation
+// outside, with no "+0"/"-0" distinction and no leading zero in the exponent. f must be finite.
+func appendNumber(dst []byte, f float64) []byte {
+	if f == 0 {
+		return append(dst, '0')
+	}
+	if f < 0 {
+		dst = append(dst, '-')
+		f = -f
+	}
+	if f >= 1e-6 && f < 1e21 {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	}
+	dst = strconv.AppendFloat(dst, f, 'e', -1, 64)
+	// Go writes at least two exponent digits ("1e-07"), ECMAScript as few as needed ("1e-7").
+	if n := len(dst); dst[n-4] == 'e' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1]
+		dst = dst[:n-1]
+	}
+	return dst
+}
+
+// stringStop marks the bytes that end a run of string bytes copied as they are: '"', '\\' and the
+// control characters, which JSON forbids unescaped.
+var stringStop = func() (t [256]bool) {
+	for b := 0; b < 0x20; b++ {
+		t[b] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// str writes the string at i (its opening quote) in canonical form and returns the index after it. For member
+// names it also returns where the decoded name is.
+func (c *canonicalizer) str(i int, name bool) (int, ref, error) {
+	src := c.src
+	open := i
+	i++
+	for i < len(src) && !stringStop[src[i]] {
+		i++
+	}
+	if i < len(src) && src[i] == '"' {
+		// No escapes: the string is already canonical (nothing left in it needs escaping).
+		c.out = append(c.out, src[open:i+1]...)
+		return i + 1, ref{off: open + 1, n: i - open - 1}, nil
+	}
+	c.out = append(c.out, src[open:i]...)
+	r := ref{off: len(c.arena), inArena: true}
+	if name {
+		c.arena = append(c.arena, src[open+1:i]...)
+	}
+	for {
+		if i >= len(src) {
+			return 0, ref{}, c.fail(errSyntax, i)
+		}
+		b := src[i]
+		switch {
+		case b == '"':
+			c.out = append(c.out, '"')
+			r.n = len(c.arena) - r.off
+			return i + 1, r, nil
+		case b < 0x20:
+			return 0, ref{}, c.fail(errSyntax, i)
+		case b == '\\':
+			ch, next, err := c.escape(i)
+			if err != nil {
+				return 0, ref{}, err
+			}
+			c.out = appendEscaped(c.out, ch)
+			if name {
+				c.arena = utf8.AppendRune(c.arena, ch)
+			}
+			i = next
+		default:
+			run := i
+			for i < len(src) && !stringStop[src[i]] {
+				i++
+			}
+			c.out = append(c.out, src[run:i]...)
+			if name {
+				c.arena = append(c.arena, src[run:i]...)
+			}
+		}
+	}
+}
+
+// escape decodes the escape sequence at i (its backslash), a surrogate pair as one code point.
+func (c *canonicalizer) escape(i int) (rune, int, error) {
+	src := c.src
+	if i+1 >= len(src) {
+		return 0, 0, c.fail(errSyntax, i)
+	}
+	switch src[i+1] {
+	case '"', '\\', '/':
+		return rune(src[i+1]), i + 2, nil
+	case 'b':
+		return '\b', i + 2, nil
+	case 'f':
+		return '\f', i + 2, nil
+	case 'n':
+		return '\n', i + 2, nil
+	case 'r':
+		return '\r', i + 2, nil
+	case 't':
+		return '\t', i + 2, nil
+	case 'u':
+	default:
+		return 0, 0, c.fail(errSyntax, i)
+	}
+	r, ok := hex4(src, i+2)
+	if !ok {
+		return 0, 0, c.fail(errSyntax, i)
+	}
+	switch {
+	case r < 0xD800 || r >= 0xE000:
+		return r, i + 6, nil
+	case r >= 0xDC00:
+		return 0, 0, c.fail(errSurrogate, i)
+	}
+	if len(src)-i < 12 || src[i+6] != '\\' || src[i+7] != 'u' {
+		return 0, 0, c.fail(errSurrogate, i)
+	}
+	lo, ok := hex4(src, i+8)
+	if !ok {
+		return 0, 0, c.fail(errSyntax, i+6)
+	}
+	if lo < 0xDC00 || lo >= 0xE000 {
+		return 0, 0, c.fail(errSurrogate, i)
+	}
+	return 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00), i + 12, nil
+}
+
+// hex4 reads four hex digits at i.
+func hex4(src []byte, i int) (rune, bool) {
+	if len(src)-i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, b := range src[i : i+4] {
+		switch {
+		case b >= '0' && b <= '9':
+			b -= '0'
+		case b >= 'a' && b <= 'f':
+			b -= 'a' - 10
+		case b >= 'A' && b <= 'F':
+			b -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(b)
+	}
+	return r, true
+}
+
+// appendEscaped appends r as RFC 8785 §3.2.2.2 writes it inside a string: '"' and '\\' and the control
+// characters escaped (the short forms where JSON has them, else \u00xx in lower case), everything else as UTF-8.
+func appendEscaped(dst []byte, r rune) []byte {
+	switch r {
+	case '"', '\\':
+		return append(dst, '\\', byte(r))
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	if r < 0x20 {
+		const hexDigits = "0123456789abcdef"
+		return append(dst, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xF])
+	}
+	return utf8.AppendRune(dst, r)
+}
