@@ -20,10 +20,14 @@ func REST(e *idempotent.Engine,
 			Method:    strings.ToUpper(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod)),
 			Route:     firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path),
 			Path:      ev.Path,
-			Header:    restHeader(ev.Headers, ev.MultiValueHeaders),
 			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
 			Principal: restPrincipal(ev.RequestContext),
-			Event:     ev,
+			single:    ev.Headers,
+			multi:     ev.MultiValueHeaders,
+			rest:      true,
+		}
+		if cfg.needsRequest() {
+			r.Header, r.Event = restHeader(ev.Headers, ev.MultiValueHeaders), ev
 		}
 		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
 			out, err := h(ctx, ev)
@@ -45,10 +49,12 @@ func HTTP(e *idempotent.Engine,
 			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
 			Route:     v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)),
 			Path:      firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path),
-			Header:    joinedHeader(ev.Headers),
 			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
 			Principal: v2Principal(ev.RequestContext.Authorizer),
-			Event:     ev,
+			single:    ev.Headers,
+		}
+		if cfg.needsRequest() {
+			r.Header, r.Event = joinedHeader(ev.Headers), ev
 		}
 		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
 			out, err := h(ctx, ev)
@@ -75,10 +81,12 @@ func FunctionURL(e *idempotent.Engine,
 			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
 			Route:     path,
 			Path:      path,
-			Header:    joinedHeader(ev.Headers),
 			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
 			Principal: principal,
-			Event:     ev,
+			single:    ev.Headers,
+		}
+		if cfg.needsRequest() {
+			r.Header, r.Event = joinedHeader(ev.Headers), ev
 		}
 		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
 			out, err := h(ctx, ev)

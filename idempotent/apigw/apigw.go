@@ -133,14 +133,14 @@ func (c *config) key(ctx context.Context, r *Request) (key, refusal string) {
 		}
 		return k, ""
 	default:
-		vals := r.Header.Values(c.header)
+		first, n := r.headerValue(c.header)
 		switch {
-		case len(vals) == 0:
+		case n == 0:
 			return "", ""
-		case len(vals) > 1:
+		case n > 1:
 			return "", "several values"
 		}
-		k := strings.Trim(vals[0], " \t")
+		k := strings.Trim(first, " \t")
 		switch {
 		case k == "":
 			return "", "empty"
@@ -261,6 +261,52 @@ func restHeader(single map[string]string, multi map[string][]string) http.Header
 		}
 	}
 	return h
+}
+
+// headerValue returns the first value of header name and the number of its values: what r.Header.Values(name)
+// holds, read from the event's maps when Header was not built.
+func (r *Request) headerValue(name string) (first string, n int) {
+	if r.Header != nil {
+		vals := r.Header.Values(name)
+		if len(vals) == 0 {
+			return "", 0
+		}
+		return vals[0], len(vals)
+	}
+	target := http.CanonicalHeaderKey(name)
+	var spellings, values [4]string
+	vals := values[:0]
+	if r.rest {
+		// As restHeader: every value of multiValueHeaders, then those of headers it lacks, spellings in order.
+		for _, k := range spellingsOf(r.multi, target, spellings[:0]) {
+			vals = append(vals, r.multi[k]...)
+		}
+		for _, k := range spellingsOf(r.single, target, spellings[:0]) {
+			if v := r.single[k]; !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+	} else {
+		for _, k := range spellingsOf(r.single, target, spellings[:0]) {
+			vals = append(vals, r.single[k])
+		}
+	}
+	if len(vals) == 0 {
+		return "", 0
+	}
+	return vals[0], len(vals)
+}
+
+// spellingsOf appends to dst the names in m whose canonical form is target, in order.
+func spellingsOf[V any](m map[string]V, target string, dst []string) []string {
+	for k := range m {
+		// Canonicalisation changes only ASCII case, so the cheap test rules out almost every name.
+		if len(k) == len(target) && strings.EqualFold(k, target) && http.CanonicalHeaderKey(k) == target {
+			dst = append(dst, k)
+		}
+	}
+	slices.Sort(dst)
+	return dst
 }
 
 // joinedHeader builds the header of an HTTP API or Function URL event, whose names are lower case and whose

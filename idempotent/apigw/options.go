@@ -33,6 +33,13 @@ type Request struct {
 	// Event is the original event: an events.APIGatewayProxyRequest, events.APIGatewayV2HTTPRequest or
 	// events.LambdaFunctionURLRequest.
 	Event any
+
+	// The event's header maps. Header and Event are built only for key and principal functions, which may read
+	// them; without those the adapter reads the key straight from these maps (see headerValue), which saves a map,
+	// a slice per header and a copy of the event on every request.
+	single map[string]string
+	multi  map[string][]string
+	rest   bool
 }
 
 // Option configures an adapter.
@@ -58,6 +65,10 @@ type config struct {
 	route       string
 	typeBase    string
 }
+
+// needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
+// builds its Header and Event.
+func (c *config) needsRequest() bool { return c.keyFunc != nil || c.principal != nil }
 
 func newConfig(opts []Option) *config {
 	c := &config{
