@@ -115,6 +115,32 @@ func TestEngineRoundTrips(t *testing.T) {
 	assert.Equal(t, int32(1), runs.Load())
 }
 
+// TestLocalCacheMakesNoCalls completes the round-trip counts of TestEngineRoundTrips: with the local cache, a
+// duplicate that lands on the instance that recorded the response (or a mismatch) costs no DynamoDB call.
+func TestLocalCacheMakesNoCalls(t *testing.T) {
+	table := newTable(t)
+	client, calls := countingClient(t)
+	engine := idempotent.New(dynamostore.New(client, table), idempotent.WithLocalCache(16, time.Minute))
+	ctx := context.Background()
+	var runs atomic.Int32
+	spec := idempotent.Spec[resp]{}
+
+	_, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "paid"))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"PutItem": 2}, calls.take(), "first request")
+
+	res, err := idempotent.Run(ctx, engine, request("k-1", `{ "a": 1 }`), spec, handler(&runs, "again"))
+	require.NoError(t, err)
+	assert.True(t, res.Replayed())
+	assert.Equal(t, resp{201, "paid"}, res.Value)
+	assert.Empty(t, calls.take(), "duplicate from the local cache")
+
+	_, err = idempotent.Run(ctx, engine, request("k-1", `{"a":2}`), spec, handler(&runs, "other"))
+	require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
+	assert.Empty(t, calls.take(), "mismatch from the local cache")
+	assert.Equal(t, int32(1), runs.Load())
+}
+
 func TestExpiredRecordIsReclaimed(t *testing.T) {
 	table := newTable(t)
 	store := dynamostore.New(ddbtest.Client(t), table)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +47,20 @@ type Store struct {
 	// value is added per call.
 	fenceNames map[string]string
 	fenceCond  string
+
+	// claim holds the claim condition without and with takeover, built once: only the instants change per call.
+	claim [2]claimExpr
+}
+
+// claimExpr is a claim condition built by the expression package with stand-in instants, and the placeholders
+// that hold them.
+type claimExpr struct {
+	cond   *string
+	names  map[string]string
+	values map[string]types.AttributeValue // the stand-ins; copied per call with the real instants
+	// seconds and millis are the placeholders of the instant in epoch seconds (expiry) and, with takeover, in
+	// epoch milliseconds (lease).
+	seconds, millis string
 }
 
 var _ idempotent.Store = (*Store)(nil)
@@ -72,6 +87,8 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	s := &Store{client: client, table: table, opts: o}
 	s.fenceCond = "#status = :inprogress AND #owner = :owner"
 	s.fenceNames = map[string]string{"#status": o.StatusAttr, "#owner": o.OwnerAttr}
+	s.claim[0] = newClaimExpr(o, false)
+	s.claim[1] = newClaimExpr(o, true)
 	return s
 }
 
@@ -86,20 +103,66 @@ func (s *Store) fenceValues(owner string) map[string]types.AttributeValue {
 	}
 }
 
-// claimCondition is: the key is absent, or the record has expired at now, or (with takeover) it is INPROGRESS and
-// its lease has ended at now. Both instants compare as "<=" on whole units, matching Record.Expired and
-// Record.LeaseEnded on the rounded-up stored values.
-func (s *Store) claimCondition(c idempotent.Claim) (expression.Expression, error) {
+// Stand-ins for the instants of the claim condition while it is built, distinct so that their placeholders can be
+// told apart.
+const (
+	standInSeconds = -1
+	standInMillis  = -2
+)
+
+// newClaimExpr builds the claim condition: the key is absent, or the record has expired at now, or (with takeover)
+// it is INPROGRESS and its lease has ended at now. Both instants compare as "<=" on whole units, matching
+// Record.Expired and Record.LeaseEnded on the rounded-up stored values. Building it is the costly part of a claim
+// (the builder parses and names everything), so it is done once with stand-in instants whose placeholders
+// claimInput fills per call.
+func newClaimExpr(o Options, takeover bool) claimExpr {
 	name := expression.NameNoDotSplit
-	cond := expression.AttributeNotExists(name(s.opts.IDAttr)).
-		Or(name(s.opts.ExpirationAttr).LessThanEqual(expression.Value(c.Now.Unix())))
-	if c.Takeover {
+	cond := expression.AttributeNotExists(name(o.IDAttr)).
+		Or(name(o.ExpirationAttr).LessThanEqual(expression.Value(standInSeconds)))
+	if takeover {
 		cond = cond.Or(expression.And(
-			name(s.opts.StatusAttr).Equal(expression.Value(idempotent.StatusInProgress.String())),
-			name(s.opts.InProgressExpirationAttr).LessThanEqual(expression.Value(c.Now.UnixMilli())),
+			name(o.StatusAttr).Equal(expression.Value(idempotent.StatusInProgress.String())),
+			name(o.InProgressExpirationAttr).LessThanEqual(expression.Value(standInMillis)),
 		))
 	}
-	return expression.NewBuilder().WithCondition(cond).Build()
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		// Only empty attribute names make the builder fail, and resolve gives every name a default.
+		panic(fmt.Sprintf("dynamostore: claim condition: %v", err))
+	}
+	ce := claimExpr{cond: expr.Condition(), names: expr.Names(), values: expr.Values()}
+	for k, v := range ce.values {
+		if n, ok := v.(*types.AttributeValueMemberN); ok {
+			switch n.Value {
+			case strconv.Itoa(standInSeconds):
+				ce.seconds = k
+			case strconv.Itoa(standInMillis):
+				ce.millis = k
+			}
+		}
+	}
+	if ce.seconds == "" || (takeover && ce.millis == "") {
+		panic("dynamostore: claim condition: stand-in instants not found among the expression's values")
+	}
+	return ce
+}
+
+// claimInput returns the condition, names and values of a claim at c.Now. The condition and names are shared by
+// every call (the SDK only reads them); the values are a new map.
+func (s *Store) claimInput(c idempotent.Claim) (cond *string, names map[string]string, values map[string]types.AttributeValue) {
+	ce := &s.claim[0]
+	if c.Takeover {
+		ce = &s.claim[1]
+	}
+	values = make(map[string]types.AttributeValue, len(ce.values))
+	for k, v := range ce.values {
+		values[k] = v
+	}
+	values[ce.seconds] = num(c.Now.Unix())
+	if ce.millis != "" {
+		values[ce.millis] = num(c.Now.UnixMilli())
+	}
+	return ce.cond, ce.names, values
 }
 
 // Claim implements idempotent.Store with one conditional PutItem. When the condition fails the live record comes
@@ -113,16 +176,13 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 	if err != nil {
 		return nil, err
 	}
-	expr, err := s.claimCondition(c)
-	if err != nil {
-		return nil, fmt.Errorf("dynamostore: claim condition: %w", err)
-	}
+	cond, names, values := s.claimInput(c)
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),
 		Item:                                it,
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
+		ConditionExpression:                 cond,
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -93,6 +94,39 @@ func TestClaimCondition(t *testing.T) {
 		}
 		assert.Equal(t, want, cond, "takeover=%v", takeover)
 		assert.Equal(t, types.ReturnValuesOnConditionCheckFailureAllOld, got.ReturnValuesOnConditionCheckFailure)
+	}
+}
+
+// TestClaimInputMatchesBuilder checks that the condition built once and filled per call is exactly what the
+// expression builder makes for each claim, and that filling it leaves the shared parts alone.
+func TestClaimInputMatchesBuilder(t *testing.T) {
+	for _, optFns := range [][]func(*Options){nil, {func(o *Options) {
+		o.IDAttr, o.ExpirationAttr, o.StatusAttr, o.InProgressExpirationAttr = "pk", "ttl.at", "state", "lease"
+	}}} {
+		s := New(fakeAPI{t: t}, "tbl", optFns...)
+		o := s.Options()
+		for _, instant := range []time.Time{now, now.Add(1500 * time.Millisecond), time.Unix(0, 0), time.Unix(-1, 0)} {
+			for _, takeover := range []bool{false, true} {
+				name := expression.NameNoDotSplit
+				want := expression.AttributeNotExists(name(o.IDAttr)).
+					Or(name(o.ExpirationAttr).LessThanEqual(expression.Value(instant.Unix())))
+				if takeover {
+					want = want.Or(expression.And(
+						name(o.StatusAttr).Equal(expression.Value(idempotent.StatusInProgress.String())),
+						name(o.InProgressExpirationAttr).LessThanEqual(expression.Value(instant.UnixMilli())),
+					))
+				}
+				expr, err := expression.NewBuilder().WithCondition(want).Build()
+				require.NoError(t, err)
+				cond, names, values := s.claimInput(idempotent.Claim{Now: instant, Takeover: takeover})
+				assert.Equal(t, *expr.Condition(), *cond)
+				assert.Equal(t, expr.Names(), names)
+				assert.Equal(t, expr.Values(), values)
+			}
+		}
+		// The template keeps its stand-ins.
+		assert.Equal(t, &types.AttributeValueMemberN{Value: "-1"}, s.claim[1].values[s.claim[1].seconds])
+		assert.Equal(t, &types.AttributeValueMemberN{Value: "-2"}, s.claim[1].values[s.claim[1].millis])
 	}
 }
 
