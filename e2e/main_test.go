@@ -33,6 +33,9 @@ var (
 	dbPort     int    // DynamoDB Local started by the runner
 	dbEndpoint string // http://127.0.0.1:<dbPort>
 	httpClient = &http.Client{Timeout: 40 * time.Second}
+	// runnerOutput is everything lambdalocal serve prints; its "[Fn#n] ready in ... (pid N)" lines give the
+	// instances' PIDs and cold starts to the load benchmarks.
+	runnerOutput *syncBuffer
 )
 
 // syncBuffer collects the runner's output; exec copies into it from its own goroutine.
@@ -87,6 +90,7 @@ func run(m *testing.M) int {
 	dbEndpoint = fmt.Sprintf("http://127.0.0.1:%d", dbPort)
 
 	out := &syncBuffer{}
+	runnerOutput = out
 	srv := exec.Command(runnerBin, "serve",
 		"-template", filepath.Join(root, "template.yaml"),
 		"-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
