@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,14 +33,19 @@ const faultLease = 30 * time.Second
 // faultFunction is the payment function wired as its main wires it (the payment committed in the completion
 // transaction, its ID from the idempotency record's), on DynamoDB Local, with every DynamoDB call going through
 // one fault injector and the SDK's retries made explicit: 3 attempts 1 ms apart, no retry quota.
+//
+// Two instances of the function share the injector, the clock and the processor: first, whose completion
+// budget (retries included) is the scenario's, and retry, with the engine's default of 5 s, so a retry is never
+// cut short by a DynamoDB Local that a busy machine slows down.
 type faultFunction struct {
-	inj     *faultinject.Injector
-	proc    *payment.SimulatedProcessor
-	clock   *idempotenttest.Clock
-	handler func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
+	inj          *faultinject.Injector
+	proc         *payment.SimulatedProcessor
+	clock        *idempotenttest.Clock
+	first, retry func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
 }
 
-func newFaultFunction(t *testing.T, idemTable, paymentsTable string) *faultFunction {
+// newFaultFunction's budget bounds the first instance's completion retries; zero keeps the default (5 s).
+func newFaultFunction(t *testing.T, idemTable, paymentsTable string, budget time.Duration) *faultFunction {
 	t.Helper()
 	f := &faultFunction{
 		inj:   faultinject.New(func(o *faultinject.Options) { o.IdempotencyTable = idemTable }),
@@ -54,6 +60,14 @@ func newFaultFunction(t *testing.T, idemTable, paymentsTable string) *faultFunct
 			o.RateLimiter = ratelimit.None
 		})
 	})
+	// The engine's log, shown when the test fails.
+	var logs syncLog
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine log:\n%s", logs.String())
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	direct := payment.DirectCommitter{DB: db}
 	svc := payment.New(db, paymentsTable, func(o *payment.Options) {
@@ -70,21 +84,47 @@ func newFaultFunction(t *testing.T, idemTable, paymentsTable string) *faultFunct
 			return direct.Commit(ctx, w)
 		})
 	})
-	engine := idempotent.New(dynamostore.New(db, idemTable),
-		idempotent.WithClock(f.clock),
-		idempotent.WithLease(faultLease),
-		idempotent.WithCompletionTimeout(300*time.Millisecond),
-		idempotent.WithLogger(quiet))
-	f.handler = apigw.REST(engine, svc.Handle)
+	instance := func(budget time.Duration) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		engine := idempotent.New(dynamostore.New(db, idemTable),
+			idempotent.WithClock(f.clock),
+			idempotent.WithLease(faultLease),
+			idempotent.WithCompletionTimeout(budget),
+			idempotent.WithLogger(logger),
+			idempotent.WithOutcomeHook(func(_ context.Context, ev idempotent.Event) {
+				if ev.Err != nil {
+					logger.Info("outcome", "outcome", ev.Outcome.String(), "error", ev.Err.Error())
+				}
+			}))
+		return apigw.REST(engine, svc.Handle)
+	}
+	f.first, f.retry = instance(budget), instance(0)
 	return f
 }
 
-func (f *faultFunction) post(t *testing.T, key string) events.APIGatewayProxyResponse {
+// syncLog is a buffer for a logger that several goroutines may write to.
+type syncLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func post(t *testing.T, instance func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error), key string) events.APIGatewayProxyResponse {
 	t.Helper()
 	ev := createEvent(t)
 	ev.Headers["Idempotency-Key"] = key
 	ev.MultiValueHeaders["Idempotency-Key"] = []string{key}
-	resp, err := f.handler(context.Background(), ev)
+	resp, err := instance(context.Background(), ev)
 	require.NoError(t, err)
 	return resp
 }
@@ -120,10 +160,11 @@ func TestPaymentFaults(t *testing.T) {
 	tests := []struct {
 		name     string
 		rule     faultinject.Rule
-		status   int // the first request's answer
-		attempts int // requests of the faulted kind on the wire in the first request; 0: not checked
-		calls    int // processor calls in the first request
-		paid     int // payment items after the first request
+		then     faultinject.Rule // a second rule, when its Kind is set
+		status   int              // the first request's answer
+		attempts int              // requests of the faulted kind on the wire in the first request; 0: not checked
+		calls    int              // processor calls in the first request
+		paid     int              // payment items after the first request
 		// then, faults cleared:
 		leaseEnd bool // the first request left the key INPROGRESS: 409 until the lease ends, then it runs
 		replay   bool // the first request's payment committed: the retry replays it
@@ -140,19 +181,28 @@ func TestPaymentFaults(t *testing.T) {
 			status: 503, attempts: 1, calls: 1},
 		{name: "completion answer lost once: the SDK's retry succeeds", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Nth(1)),
 			status: 201, attempts: 2, calls: 1, paid: 1, replay: true},
-		{name: "completion answers all lost: committed, 503, then replayed", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Always()),
-			status: 503, calls: 1, paid: 1, replay: true},
+		{name: "completion committed, answer lost, then DynamoDB unreachable: 503, then replayed",
+			rule:   fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Nth(1)),
+			then:   fault(faultinject.PhaseAtomicComplete, faultinject.Timeout, faultinject.From(2)),
+			status: 503, attempts: 2, calls: 1, paid: 1, replay: true},
 		{name: "the service's own read throttled: 503, not recorded", rule: faultinject.Rule{Op: "GetItem", Table: paymentsTable, Fault: faultinject.Fault{Kind: faultinject.Throttle}},
 			status: 503, attempts: 3},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFaultFunction(t, idemTable, paymentsTable)
+			var budget time.Duration
+			if tc.rule.Phase == faultinject.PhaseAtomicComplete && (tc.rule.When == faultinject.Always() || tc.then.Fault.Kind != faultinject.None) {
+				budget = time.Second // the fault outlasts the retries: keep them short
+			}
+			f := newFaultFunction(t, idemTable, paymentsTable, budget)
 			key := "payment-fault-" + strings.Repeat("x", i+1)
 			f.inj.Add(tc.rule)
+			if tc.then.Fault.Kind != faultinject.None {
+				f.inj.Add(tc.then)
+			}
 
-			first := f.post(t, key)
+			first := post(t, f.first, key)
 			attempts := 0
 			for _, r := range f.inj.Records() {
 				if r.Fault != faultinject.None || (tc.rule.Phase != faultinject.PhaseAny && r.Phase == tc.rule.Phase) {
@@ -176,13 +226,13 @@ func TestPaymentFaults(t *testing.T) {
 			f.inj.Clear()
 			calls := f.proc.Calls()
 			if tc.leaseEnd {
-				held := f.post(t, key)
+				held := post(t, f.retry, key)
 				assert.Equal(t, http.StatusConflict, held.StatusCode, held.Body)
 				assert.Equal(t, "30", held.Headers["Retry-After"])
 				assert.Equal(t, calls, f.proc.Calls(), "nothing runs while the lease lasts")
 				f.clock.Advance(faultLease + time.Second)
 			}
-			retry := f.post(t, key)
+			retry := post(t, f.retry, key)
 			require.Equal(t, http.StatusCreated, retry.StatusCode, retry.Body)
 			if tc.replay {
 				assert.Equal(t, "true", retry.Headers["Idempotent-Replayed"], "the committed payment is replayed")
@@ -194,7 +244,7 @@ func TestPaymentFaults(t *testing.T) {
 				assert.Equal(t, "false", retry.Headers["Idempotent-Replayed"])
 				assert.Equal(t, calls+1, f.proc.Calls(), "the retry runs the payment (its first run committed nothing)")
 			}
-			again := f.post(t, key)
+			again := post(t, f.retry, key)
 			assert.Equal(t, "true", again.Headers["Idempotent-Replayed"])
 			assert.Equal(t, retry.Body, again.Body)
 
