@@ -78,6 +78,9 @@ func findSecrets(ctx context.Context, s secretSet) ([]string, error) {
 			}
 			sort.Strings(names)
 			for _, n := range names {
+				if cardFieldName(n) {
+					leaks = append(leaks, fmt.Sprintf("%s item %d has a card attribute %q", table, i, n))
+				}
 				for _, v := range flatten(it[n]) {
 					if what := leak(v, s); what != "" {
 						leaks = append(leaks, fmt.Sprintf("%s item %d attribute %q holds %s", table, i, n, what))
@@ -100,10 +103,27 @@ func leak(v string, s secretSet) string {
 			return fmt.Sprintf("the CVV %q", e)
 		}
 	}
-	if strings.Contains(strings.ToLower(v), "cvv") || strings.Contains(v, "card_number") {
-		return "a card field name (cvv/card_number)"
+	// A card field appears as a JSON member name inside a stored document. Matching the quoted name only keeps
+	// random ids ("pay_gn2yzd6lspcvv6...") from counting as leaks.
+	lower := strings.ToLower(v)
+	for _, name := range cardFields {
+		if strings.Contains(lower, `"`+name+`"`) {
+			return fmt.Sprintf("a card field name (%s)", name)
+		}
 	}
 	return ""
+}
+
+// cardFields are the request's card member names; none may be stored, as an attribute or inside a document.
+var cardFields = []string{"cvv", "card_number"}
+
+func cardFieldName(attr string) bool {
+	for _, name := range cardFields {
+		if strings.EqualFold(attr, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // flatten gives every scalar inside an attribute value as text; gzip-compressed binaries are decompressed.
@@ -173,6 +193,8 @@ func TestLeakDetector(t *testing.T) {
 		{"CVV as a value", &types.AttributeValueMemberS{Value: cvvHTTP}, true},
 		{"CVV quoted in JSON", &types.AttributeValueMemberS{Value: `{"x":"` + cvvHTTP + `"}`}, true},
 		{"cvv field name", &types.AttributeValueMemberS{Value: `{"cvv":"1"}`}, true},
+		{"card number field name in upper case", &types.AttributeValueMemberS{Value: `{"Card_Number":"x"}`}, true},
+		{"random id that happens to contain cvv", &types.AttributeValueMemberS{Value: "pay_gn2yzd6lspcvv6xe6ynnxx2vse"}, false},
 		{"card number in a gzip binary", &types.AttributeValueMemberB{Value: gz(cardVisa)}, true},
 		{"card number in a nested map", &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
 			"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: cardVisa}}}}}, true},
