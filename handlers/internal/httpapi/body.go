@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes bounds the request bodies ReadObject accepts. API Gateway itself caps payloads at 10 MB; the
@@ -48,6 +49,12 @@ func ReadObject(body string, isBase64 bool) (*Object, *Problem) {
 		p := BadRequest("The request body is empty; send a JSON object.")
 		return nil, &p
 	}
+	if off := invalidUTF8(raw); off >= 0 {
+		// encoding/json would quietly turn the bytes into U+FFFD, and the service would act on text the client
+		// never sent.
+		p := BadRequest(fmt.Sprintf("The request body is not valid UTF-8 (byte offset %d); send JSON in UTF-8.", off))
+		return nil, &p
+	}
 	members, msg := decodeObject(raw)
 	if msg != "" {
 		p := BadRequest(msg)
@@ -77,6 +84,10 @@ func decodeObject(raw []byte) (members map[string]json.RawMessage, problem strin
 		if !ok {
 			return nil, fmt.Sprintf("Malformed JSON at byte offset %d: expected a member name.", dec.InputOffset())
 		}
+		if name == "" {
+			// FieldError's empty Field means the whole body, so such a member could not be named in an answer.
+			return nil, fmt.Sprintf("Malformed request at byte offset %d: a member name is empty.", dec.InputOffset())
+		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return nil, describeSyntax(err, dec)
@@ -93,6 +104,21 @@ func decodeObject(raw []byte) (members map[string]json.RawMessage, problem strin
 		return nil, fmt.Sprintf("Malformed JSON at byte offset %d: unexpected data after the object.", dec.InputOffset())
 	}
 	return members, ""
+}
+
+// invalidUTF8 returns the offset of the first byte that is not part of valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // describeSyntax turns a decoding error into a sentence for the client. encoding/json's syntax messages describe

@@ -606,15 +606,24 @@ func stringValues(av types.AttributeValue) []string {
 func TestDescriptionNotUTF8IsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, description string
-		refused           bool
+		bodyRefused       bool // refused by httpapi.ReadObject before any field is read
+		refused           bool // refused by the description rule
 	}{
-		{"Latin-1 byte", "caf\xe9", true},
-		{"truncated UTF-8 sequence", "caf\xc3", true},
-		{"U+FFFD itself", `caf\ufffd`, true},
-		{"UTF-8", "café ☕", false},
+		{"Latin-1 byte", "caf\xe9", true, false},
+		{"truncated UTF-8 sequence", "caf\xc3", true, false},
+		{"U+FFFD itself", `caf\ufffd`, false, true},
+		{"unpaired surrogate escape, decoded as U+FFFD", `caf\ud800`, false, true},
+		{"UTF-8", "café ☕", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := `{"amount":2000,"currency":"usd","card_number":"4242424242424242","cvv":"407","expiry_month":"07","expiry_year":"2030","description":"` + tc.description + `"}`
+			if tc.bodyRefused {
+				_, p := httpapi.ReadObject(body, false)
+				require.NotNil(t, p)
+				assert.Equal(t, 400, p.Status)
+				assert.Contains(t, p.Detail, "not valid UTF-8")
+				return
+			}
 			req, errs := parse(t, body)
 			if !tc.refused {
 				require.Empty(t, errs)
