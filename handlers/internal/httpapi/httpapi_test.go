@@ -155,7 +155,7 @@ func TestReadObjectRejects(t *testing.T) {
 		{`{"a":012}`, "Malformed JSON"},
 		{"{\"a\":\"\x00\"}", "Malformed JSON"},
 		{"{\"a\":\"caf\xe9\"}", "not valid UTF-8 (byte offset 9)"},
-		{"\xef\xbb\xbf{}", "Malformed JSON at byte offset"}, // a BOM is valid UTF-8 but not JSON
+		{"\xef\xbb\xbf{}", "Malformed JSON at byte offset"},             // a BOM is valid UTF-8 but not JSON
 		{"{\"a\":\"\xed\xa0\x80\"}", "not valid UTF-8 (byte offset 6)"}, // an encoded surrogate is not UTF-8
 		{`{"":"x"}`, "a member name is empty"},
 	} {
