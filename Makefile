@@ -12,7 +12,7 @@ DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench $(LAMBDALOCAL)
+.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,3 +68,27 @@ sam-local: build $(LAMBDALOCAL) ## the Docker path: DynamoDB Local container + s
 
 bench: ## Go benchmarks with allocations
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every fuzz target with the execution count docs/RELIABILITY.md reports (about 5 minutes on 2 cores). New
+# failing inputs land in the package's testdata/fuzz/ and then run in every `make test`.
+FUZZ_TARGETS := \
+	./idempotent:FuzzValidateKey:400000x \
+	./idempotent:FuzzCanonicalJSON:200000x \
+	./idempotent:FuzzCanonicalNumber:200000x \
+	./idempotent/apigw:FuzzREST:400000x \
+	./idempotent/apigw:FuzzHTTP:400000x \
+	./idempotent/apigw:FuzzFunctionURL:400000x \
+	./idempotent/apigw:FuzzIdempotencyKey:100000x \
+	./idempotent/sqs:FuzzBatch:300000x \
+	./handlers/payment/payment:FuzzParseCreateRequest:150000x \
+	./handlers/payment/payment:FuzzCreatePayment:60000x \
+	./handlers/user/user:FuzzNormalizeEmail:150000x \
+	./handlers/user/user:FuzzParseCreateRequest:150000x \
+	./handlers/user/user:FuzzCreateUser:100000x
+
+fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIABILITY.md)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
+		echo "== $$name in $$pkg, $$n"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n $$pkg; \
+	done
