@@ -5,6 +5,7 @@ package awsenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -25,6 +26,11 @@ const (
 	EnvIdempotencyTable = "IDEMPOTENCY_TABLE"
 	EnvPaymentsTable    = "PAYMENTS_TABLE"
 	EnvUsersTable       = "USERS_TABLE"
+
+	// EnvLeasePolicy says what happens to a key whose invocation crashed or timed out before recording its
+	// outcome, once the claim's lease has ended: "rerun" (the default) lets the next request run the handler
+	// again, "refuse" answers 409 outcome-unknown until the record expires (idempotent.LeasePolicy).
+	EnvLeasePolicy = "IDEMPOTENCY_LEASE_POLICY"
 
 	DefaultIdempotencyTable = "IdempotencyTable"
 	DefaultPaymentsTable    = "PaymentsTable"
@@ -68,19 +74,41 @@ func LoadDynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 // setting filters application logs.
 func Logger() *slog.Logger { return idempotent.NewLogger(os.Stdout) }
 
-// Engine returns a function's idempotency engine: records in the IDEMPOTENCY_TABLE table, CloudWatch EMF counts
-// per outcome on stdout (namespace "idemkit", dimension Service = the function's name), and a small per-instance
-// cache so a duplicate landing on a warm instance costs no DynamoDB call. It makes no call itself: nothing
-// touches DynamoDB during init.
+// Engine returns a function's idempotency engine: records in the IDEMPOTENCY_TABLE table, the lease policy of
+// IDEMPOTENCY_LEASE_POLICY, CloudWatch EMF counts per outcome on stdout (namespace "idemkit", dimension Service =
+// the function's name), and a small per-instance cache so a duplicate landing on a warm instance costs no
+// DynamoDB call. It makes no call itself: nothing touches DynamoDB during init.
+//
+// An invalid IDEMPOTENCY_LEASE_POLICY stops the process (an ERROR line naming the variable, then exit status 1),
+// which Lambda reports as an init failure: a function must not serve requests under a policy it was not given.
 func Engine(db dynamostore.API, logger *slog.Logger) *idempotent.Engine {
+	policy, err := LeasePolicy()
+	if err != nil {
+		logger.Error("invalid configuration", "error", err.Error())
+		os.Exit(1)
+	}
 	store := dynamostore.New(db, Table(EnvIdempotencyTable, DefaultIdempotencyTable), func(o *dynamostore.Options) {
 		o.Logger = logger
 	})
 	return idempotent.New(store,
 		idempotent.WithLogger(logger),
+		idempotent.WithLeasePolicy(policy),
 		idempotent.WithMetrics(os.Stdout, "idemkit", os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
 		idempotent.WithLocalCache(1024, time.Minute),
 	)
+}
+
+// LeasePolicy reads IDEMPOTENCY_LEASE_POLICY: "rerun" (also when unset or empty) or "refuse", in any case. Any
+// other value is an error that names the variable.
+func LeasePolicy() (idempotent.LeasePolicy, error) {
+	v := strings.TrimSpace(os.Getenv(EnvLeasePolicy))
+	switch strings.ToLower(v) {
+	case "", idempotent.LeaseReRun.String():
+		return idempotent.LeaseReRun, nil
+	case idempotent.LeaseRefuse.String():
+		return idempotent.LeaseRefuse, nil
+	}
+	return idempotent.LeaseReRun, fmt.Errorf("%s=%q: want %q or %q", EnvLeasePolicy, v, idempotent.LeaseReRun, idempotent.LeaseRefuse)
 }
 
 // transientCodes are DynamoDB error codes that mean "not now" rather than "never": throttling, capacity and

@@ -1,18 +1,29 @@
 package awsenv_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/handlers/internal/awsenv"
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
 func TestTable(t *testing.T) {
@@ -65,4 +76,93 @@ func TestLogger(t *testing.T) {
 		assert.True(t, l.Enabled(context.Background(), want), level)
 		assert.False(t, l.Enabled(context.Background(), want-1), level)
 	}
+}
+
+func TestLeasePolicy(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    idempotent.LeasePolicy
+		wantErr bool
+	}{
+		{value: "", want: idempotent.LeaseReRun},
+		{value: "rerun", want: idempotent.LeaseReRun},
+		{value: " ReRun ", want: idempotent.LeaseReRun},
+		{value: "refuse", want: idempotent.LeaseRefuse},
+		{value: "REFUSE", want: idempotent.LeaseRefuse},
+		{value: "re-run", wantErr: true},
+		{value: "retry", wantErr: true},
+		{value: "true", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%q", tc.value), func(t *testing.T) {
+			t.Setenv(awsenv.EnvLeasePolicy, tc.value)
+			got, err := awsenv.LeasePolicy()
+			if tc.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "IDEMPOTENCY_LEASE_POLICY")
+				assert.Contains(t, err.Error(), fmt.Sprintf("%q", strings.TrimSpace(tc.value)))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// claimRecorder is a DynamoDB that accepts every write and keeps the claim's PutItem.
+type claimRecorder struct {
+	dynamostore.API
+	claim *dynamodb.PutItemInput
+}
+
+func (c *claimRecorder) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if c.claim == nil {
+		c.claim = in
+	}
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+// TestEngineLeasePolicy: the policy reaches the claim's condition, which may take over an ended lease only under
+// rerun.
+func TestEngineLeasePolicy(t *testing.T) {
+	tests := []struct {
+		value    string
+		takeover bool
+	}{{"", true}, {"rerun", true}, {"refuse", false}}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%q", tc.value), func(t *testing.T) {
+			t.Setenv(awsenv.EnvLeasePolicy, tc.value)
+			db := &claimRecorder{}
+			engine := awsenv.Engine(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			scope := idempotent.Scope{Principal: "anonymous", Method: "POST", Route: "/payments"}
+			_, err := idempotent.Run(context.Background(), engine, idempotent.Request{Key: "k", Scope: scope, Fingerprint: "fp"},
+				idempotent.Spec[string]{}, func(context.Context) (string, error) { return "ok", nil })
+			require.NoError(t, err)
+			require.NotNil(t, db.claim)
+			assert.Equal(t, tc.takeover, slices.Contains(slices.Collect(maps.Values(db.claim.ExpressionAttributeNames)), "in_progress_expiration"),
+				"the claim condition takes over an ended lease: %s", aws.ToString(db.claim.ConditionExpression))
+		})
+	}
+}
+
+// TestEngineRefusesAnInvalidLeasePolicy runs Engine in a child process: an invalid value must stop the function's
+// init with an ERROR line naming the variable and exit status 1.
+func TestEngineRefusesAnInvalidLeasePolicy(t *testing.T) {
+	if os.Getenv("AWSENV_TEST_CHILD") == "1" {
+		awsenv.Engine(&claimRecorder{}, awsenv.Logger())
+		fmt.Println("engine created")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineRefusesAnInvalidLeasePolicy$")
+	cmd.Env = append(os.Environ(), "AWSENV_TEST_CHILD=1", awsenv.EnvLeasePolicy+"=sometimes")
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "output: %s", out)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.NotContains(t, string(out), "engine created")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
+	assert.Equal(t, "ERROR", line["level"])
+	assert.Equal(t, "invalid configuration", line["message"])
+	assert.Equal(t, `IDEMPOTENCY_LEASE_POLICY="sometimes": want "rerun" or "refuse"`, line["error"])
 }
