@@ -164,7 +164,7 @@ type Record struct {
 	Call
 	// Fault is the fault injected into the request; None when it went through untouched.
 	Fault Kind
-	// Forwarded reports whether the request reached DynamoDB (whatever happened to the answer).
+	// Forwarded reports whether the request was passed on to DynamoDB (whatever happened to it and its answer).
 	Forwarded bool
 	// At is when the request arrived at the injector.
 	At time.Time
@@ -355,10 +355,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return forward()
 	case Throttle:
 		return errorResponse(req, http.StatusBadRequest, "ProvisionedThroughputExceededException",
-			cmp(fault.Message, "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.")), nil
+			orDefault(fault.Message, "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.")), nil
 	case ServerError:
 		return errorResponse(req, http.StatusInternalServerError, "InternalServerError",
-			cmp(fault.Message, "Internal server error")), nil
+			orDefault(fault.Message, "Internal server error")), nil
 	case ConnReset:
 		return nil, &Error{Kind: ConnReset, Call: call}
 	case ResponseLost:
@@ -417,7 +417,7 @@ func notify(ctx context.Context, f Fault, c Call) {
 	}
 }
 
-func cmp(s, def string) string {
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
