@@ -279,8 +279,11 @@ type faultScenario struct {
 	rule   faultinject.Rule
 	// then, when its Kind is set, is a second rule for the requests rule leaves alone.
 	then faultinject.Rule
-	// deadline, when set, is the first request's context deadline (for Timeout on the claim).
+	// deadline, when set, is the first request's context deadline (the invocation's remaining time in Lambda).
 	deadline time.Duration
+	// retryAfter is the Retry-After of a 409 in progress: the lease's remaining time on the frozen clock. Empty
+	// means "30", the lease of a request without a deadline (WithLease).
+	retryAfter string
 
 	status int // the first request's HTTP status
 	// attempts is the exact number of requests of the faulted phase on the wire during the first request (SDK
@@ -349,6 +352,10 @@ func TestFaults(t *testing.T) {
 		{name: "complete/server error", rule: faultRule(done, serverError, always), status: 201, ran: 1, record: "INPROGRESS", storeErr: true},
 		{name: "complete/connection reset", rule: faultRule(done, reset, always), status: 201, ran: 1, record: "INPROGRESS", storeErr: true},
 		{name: "complete/timeout", rule: faultRule(done, timeout, always), status: 201, attempts: 1, ran: 1, record: "INPROGRESS", storeErr: true},
+		// With 1 s left in the invocation the retries stop at its deadline (the default budget being 5 s), and
+		// the lease ends one second (the margin) after it: Retry-After 2.
+		{name: "complete/throttle, 1 s left in the invocation", rule: faultRule(done, throttle, always), deadline: time.Second,
+			status: 201, ran: 1, record: "INPROGRESS", storeErr: true, retryAfter: "2"},
 		// Ambiguous: applied, answer lost. The SDK's retry finds the very item it writes (ALL_OLD) and succeeds.
 		{name: "complete/response lost once", rule: faultRule(done, lost, faultinject.Nth(1)), status: 201, attempts: 2, ran: 1, record: "COMPLETED"},
 		// The first attempt committed and its answer was lost, then DynamoDB stops answering until the completion
@@ -396,8 +403,12 @@ func TestFaults(t *testing.T) {
 func runFaultScenario(t *testing.T, table, orders string, sc faultScenario) {
 	var budget time.Duration
 	persistent := sc.then.Fault.Kind != faultinject.None || sc.rule.When == faultinject.Always() || sc.rule.When == (faultinject.When{})
-	if persistent && sc.rule.Phase != faultinject.PhaseClaim {
+	if persistent && sc.rule.Phase != faultinject.PhaseClaim && sc.deadline == 0 {
 		budget = faultCompletionBudget
+	}
+	retryAfter := sc.retryAfter
+	if retryAfter == "" {
+		retryAfter = "30"
 	}
 	r := newFaultRig(t, table, orders, sc.kind, sc.policy, budget)
 	key := faultKey(t)
@@ -435,16 +446,21 @@ func runFaultScenario(t *testing.T, table, orders string, sc faultScenario) {
 				lastAt = rec.At
 			}
 		}
-		// The last attempt may be recorded a moment after the budget's end (its context already done) when the
-		// machine is busy: hence the slack.
-		assert.Less(t, lastAt.Sub(firstAt), faultCompletionBudget+500*time.Millisecond, "the retries stay within the completion budget")
+		// The retries stop at the budget, or at the invocation's deadline when that comes first. The last
+		// attempt may be recorded a moment after (its context already done) when the machine is busy: hence the
+		// slack.
+		bound := faultCompletionBudget
+		if sc.deadline > 0 {
+			bound = sc.deadline
+		}
+		assert.Less(t, lastAt.Sub(firstAt), bound+500*time.Millisecond, "the retries stay within the completion budget")
 	}
 	switch first.StatusCode {
 	case http.StatusServiceUnavailable:
 		assert.Equal(t, "2", first.Headers["Retry-After"])
 		assert.Contains(t, first.Body, "store-unavailable")
 	case http.StatusConflict:
-		assert.Equal(t, "30", first.Headers["Retry-After"], "the lease's remaining time on the frozen clock")
+		assert.Equal(t, retryAfter, first.Headers["Retry-After"], "the lease's remaining time on the frozen clock")
 		assert.Contains(t, first.Body, "in-progress")
 	}
 	assert.Equal(t, sc.record, recordStatus(t, table, id), "record after the first request")
@@ -472,7 +488,7 @@ func runFaultScenario(t *testing.T, table, orders string, sc faultScenario) {
 		for range 2 {
 			resp := send(t, context.Background(), r.retry, key)
 			require.Equal(t, http.StatusConflict, resp.StatusCode, resp.Body)
-			assert.Equal(t, "30", resp.Headers["Retry-After"])
+			assert.Equal(t, retryAfter, resp.Headers["Retry-After"])
 		}
 		assert.Equal(t, int32(runs), r.runs.Load(), "nothing runs while the lease lasts")
 		r.clock.Advance(faultLease + time.Second)
