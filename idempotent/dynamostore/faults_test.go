@@ -17,8 +17,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
@@ -46,23 +44,13 @@ const (
 	faultCompletionBudget = time.Second
 )
 
-// faultRetryer is the SDK's standard retryer made explicit: 3 attempts (the SDK's default), 1 ms apart instead of
-// the default jittered backoff of up to seconds, and no client-side retry quota, so every retry the SDK would make
-// happens at once and is counted at the transport.
-func faultRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = faultSDKAttempts
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-		o.RateLimiter = ratelimit.None
-	})
-}
-
-// faultClient is a DynamoDB Local client whose requests go through inj, with faultRetryer.
+// faultClient is a DynamoDB Local client whose requests go through inj, with the SDK's retry policy made
+// explicit: its default 3 attempts, without the waits between them (faultinject.Retryer).
 func faultClient(t *testing.T, inj *faultinject.Injector) *dynamodb.Client {
 	t.Helper()
 	return dynamodb.New(ddbtest.Client(t).Options(), func(o *dynamodb.Options) {
 		o.HTTPClient = inj.Client(nil)
-		o.Retryer = faultRetryer()
+		o.Retryer = faultinject.Retryer(faultSDKAttempts)
 	})
 }
 

@@ -28,7 +28,10 @@
 //
 //	inj := faultinject.New(func(o *faultinject.Options) { o.IdempotencyTable = table })
 //	inj.Add(faultinject.Rule{Phase: faultinject.PhaseClaim, When: faultinject.First(2), Fault: faultinject.Fault{Kind: faultinject.Throttle}})
-//	client := dynamodb.New(opts, func(o *dynamodb.Options) { o.HTTPClient = inj.Client(nil) })
+//	client := dynamodb.New(opts, func(o *dynamodb.Options) {
+//		o.HTTPClient = inj.Client(nil)
+//		o.Retryer = faultinject.Retryer(3) // the SDK's policy, without the waits
+//	})
 //	...
 //	inj.Count("PutItem", faultinject.PhaseClaim) // attempts, SDK retries included
 //

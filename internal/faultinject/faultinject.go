@@ -11,6 +11,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
 // Phase is the step of the idempotency protocol a DynamoDB request belongs to.
@@ -547,4 +551,16 @@ func (in *Injector) putPhase(item map[string]attr, inProgress, completed Phase) 
 		return completed
 	}
 	return PhaseOther
+}
+
+// Retryer is the AWS SDK's standard retryer with its policy made explicit for fault tests: maxAttempts attempts
+// (the SDK's default is 3), the same errors retried, but 1 ms apart instead of the jittered backoff of up to
+// seconds, and without the client-side retry quota, so every retry the SDK would make happens at once and is
+// counted at the transport.
+func Retryer(maxAttempts int) aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = maxAttempts
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		o.RateLimiter = ratelimit.None
+	})
 }

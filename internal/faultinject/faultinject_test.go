@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -54,19 +52,14 @@ func (b *backend) count() int {
 	return len(b.applied)
 }
 
-// sdkClient is a DynamoDB client for endpoint with an explicit retry policy: attempts tries, 1 ms apart, no retry
-// quota, so the tests see every attempt at once.
+// sdkClient is a DynamoDB client for endpoint with faultinject.Retryer(attempts).
 func sdkClient(endpoint string, httpClient dynamodb.HTTPClient, attempts int) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 		HTTPClient:   httpClient,
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = attempts
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-			o.RateLimiter = ratelimit.None
-		}),
+		Retryer:      faultinject.Retryer(attempts),
 	})
 }
 

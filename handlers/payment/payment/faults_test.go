@@ -12,8 +12,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
@@ -54,11 +52,7 @@ func newFaultFunction(t *testing.T, idemTable, paymentsTable string, budget time
 	}
 	db := dynamodb.New(ddbtest.Client(t).Options(), func(o *dynamodb.Options) {
 		o.HTTPClient = f.inj.Client(nil)
-		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 3
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-			o.RateLimiter = ratelimit.None
-		})
+		o.Retryer = faultinject.Retryer(3)
 	})
 	// The engine's log, shown when the test fails.
 	var logs syncLog
