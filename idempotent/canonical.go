@@ -1,6 +1,7 @@
 package idempotent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,6 +48,9 @@ type ref struct {
 
 // member is an object member being canonicalised: its decoded name and where "name":value sits in the output.
 type member struct {
+	// prefix is the name's first 8 bytes, big-endian and zero-padded: where two prefixes differ and are ASCII,
+	// they order the names without looking further (see compareMembers).
+	prefix     uint64
 	name       ref
 	start, end int
 }
@@ -134,32 +138,49 @@ func (c *canonicalizer) appendCanonical(dst, src []byte) ([]byte, error) {
 		// Write the document again with the reordered objects' members in order, then copy it back: reordering
 		// keeps the length.
 		slices.SortFunc(c.reorders, func(a, b reorder) int { return a.start - b.start })
-		c.tmp = c.emit(c.tmp[:0], dst, base, len(dst))
+		c.tmp = c.emit(c.tmp[:0], dst, base, len(dst), 0, len(c.reorders))
 		copy(dst[base:], c.tmp)
 	}
 	return dst, nil
 }
 
-// emit appends out[start:end] to dst, writing each reordered object it holds with its members in order.
-func (c *canonicalizer) emit(dst, out []byte, start, end int) []byte {
-	// The first reordered object at or after start; objects nested in it are written by the recursion.
-	i, _ := slices.BinarySearchFunc(c.reorders, start, func(r reorder, pos int) int { return r.start - pos })
+// emit appends out[start:end] to dst, writing each reordered object in it with its members in order. The
+// reordered objects in out[start:end], nested ones included, are among c.reorders[lo:hi].
+func (c *canonicalizer) emit(dst, out []byte, start, end, lo, hi int) []byte {
 	pos := start
-	for i < len(c.reorders) && c.reorders[i].start < end {
+	for i := c.firstReorder(lo, hi, start); i < hi && c.reorders[i].start < end; {
 		r := c.reorders[i]
+		// The objects nested in r follow it, up to the first that starts after it.
+		next := c.firstReorder(i+1, hi, r.end)
 		dst = append(dst, out[pos:r.start]...)
 		dst = append(dst, '{')
 		for k, s := range c.spans[r.spans : r.spans+r.n] {
 			if k > 0 {
 				dst = append(dst, ',')
 			}
-			dst = c.emit(dst, out, s.start, s.end)
+			if next == i+1 {
+				dst = append(dst, out[s.start:s.end]...)
+			} else {
+				dst = c.emit(dst, out, s.start, s.end, i+1, next)
+			}
 		}
 		dst = append(dst, '}')
-		pos = r.end
-		i, _ = slices.BinarySearchFunc(c.reorders, pos, func(r reorder, pos int) int { return r.start - pos })
+		pos, i = r.end, next
 	}
 	return append(dst, out[pos:end]...)
+}
+
+// firstReorder returns the index of the first of c.reorders[lo:hi] that starts at or after pos, or hi.
+func (c *canonicalizer) firstReorder(lo, hi, pos int) int {
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if c.reorders[mid].start < pos {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 func (c *canonicalizer) fail(err error, off int) error {
@@ -297,16 +318,17 @@ func (c *canonicalizer) member(i int) (int, error) {
 		return 0, c.fail(errSyntax, i)
 	}
 	c.out = append(c.out, ':')
+	m := member{prefix: prefix(c.bytes(name)), name: name, start: start}
 	top := &c.stack[len(c.stack)-1]
 	if top.sorted && len(c.members) > top.members {
-		switch d := c.compare(c.members[len(c.members)-1].name, name); {
+		switch d := c.compareMembers(&c.members[len(c.members)-1], &m); {
 		case d == 0:
 			return 0, c.fail(errDuplicate, start)
 		case d > 0:
 			top.sorted = false
 		}
 	}
-	c.members = append(c.members, member{name: name, start: start})
+	c.members = append(c.members, m)
 	return i + 1, nil
 }
 
@@ -315,9 +337,9 @@ func (c *canonicalizer) member(i int) (int, error) {
 func (c *canonicalizer) closeObject(f *frame) error {
 	ms := c.members[f.members:]
 	if !f.sorted {
-		slices.SortFunc(ms, func(a, b member) int { return c.compare(a.name, b.name) })
+		c.sortMembers(ms)
 		for k := 1; k < len(ms); k++ {
-			if c.compare(ms[k-1].name, ms[k].name) == 0 {
+			if c.compareMembers(&ms[k-1], &ms[k]) == 0 {
 				return errDuplicate
 			}
 		}
@@ -338,9 +360,41 @@ func (c *canonicalizer) bytes(r ref) []byte {
 	return c.src[r.off : r.off+r.n]
 }
 
-// compare orders member names by their UTF-16 code units (RFC 8785 §3.2.3).
-func (c *canonicalizer) compare(x, y ref) int {
-	return compareUTF16(c.bytes(x), c.bytes(y))
+// sortMembers sorts ms by name. Objects are small, so an insertion sort does it with the fewest moves.
+func (c *canonicalizer) sortMembers(ms []member) {
+	if len(ms) > 16 {
+		slices.SortFunc(ms, func(a, b member) int { return c.compareMembers(&a, &b) })
+		return
+	}
+	for k := 1; k < len(ms); k++ {
+		for j := k; j > 0 && c.compareMembers(&ms[j-1], &ms[j]) > 0; j-- {
+			ms[j-1], ms[j] = ms[j], ms[j-1]
+		}
+	}
+}
+
+// asciiMask has the high bit of every byte of a word.
+const asciiMask = 0x8080808080808080
+
+// compareMembers orders members by their names' UTF-16 code units (RFC 8785 §3.2.3).
+func (c *canonicalizer) compareMembers(a, b *member) int {
+	// ASCII bytes compare as code units do, and a zero pad sorts before any byte a longer name has there.
+	if a.prefix != b.prefix && (a.prefix|b.prefix)&asciiMask == 0 {
+		if a.prefix < b.prefix {
+			return -1
+		}
+		return 1
+	}
+	return compareUTF16(c.bytes(a.name), c.bytes(b.name))
+}
+
+// prefix returns the first 8 bytes of b as a big-endian number, zero-padded.
+func prefix(b []byte) uint64 {
+	var p uint64
+	for i := range min(len(b), 8) {
+		p |= uint64(b[i]) << (56 - 8*i)
+	}
+	return p
 }
 
 // compareUTF16 compares two UTF-8 strings as sequences of UTF-16 code units, each invalid byte counting as
@@ -419,16 +473,18 @@ func (c *canonicalizer) number(i int) (int, error) {
 	default:
 		return 0, c.fail(errSyntax, i)
 	}
-	integer := i - digits
-	plain := true
+	intPart := src[digits:i]
+	var frac []byte
 	if i < len(src) && src[i] == '.' {
-		plain = false
-		if i = skipDigits(src, i+1); i < 0 {
+		f := i + 1
+		if i = skipDigits(src, f); i < 0 {
 			return 0, c.fail(errSyntax, start)
 		}
+		frac = src[f:i]
 	}
+	exponent := false
 	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
-		plain = false
+		exponent = true
 		i++
 		if i < len(src) && (src[i] == '+' || src[i] == '-') {
 			i++
@@ -437,22 +493,53 @@ func (c *canonicalizer) number(i int) (int, error) {
 			return 0, c.fail(errSyntax, start)
 		}
 	}
-	tok := src[start:i]
-	// An integer of up to 15 digits is exact in a double and ECMAScript writes it as it is; only -0 changes.
-	if plain && integer <= 15 {
-		if len(tok) == 2 && tok[0] == '-' && tok[1] == '0' {
-			c.out = append(c.out, '0')
-		} else {
-			c.out = append(c.out, tok...)
-		}
+	if !exponent && c.plainNumber(src[start] == '-', intPart, frac) {
 		return i, nil
 	}
+	tok := src[start:i]
 	f, err := strconv.ParseFloat(string(tok), 64)
 	if err != nil {
 		return 0, c.fail(errRange, start)
 	}
 	c.out = appendNumber(c.out, f)
 	return i, nil
+}
+
+// plainNumber writes a number without exponent whose canonical form can be read off its digits, and reports
+// whether it could: a double holds any decimal of at most 15 significant digits exactly enough that no shorter
+// spelling reaches it, so ECMAScript writes such a number as it is, less trailing fraction zeros and the sign of
+// zero, as long as it is at least 1e-6 (below, it switches to exponent notation).
+func (c *canonicalizer) plainNumber(negative bool, intPart, frac []byte) bool {
+	for len(frac) > 0 && frac[len(frac)-1] == '0' {
+		frac = frac[:len(frac)-1]
+	}
+	significant := len(intPart) + len(frac)
+	if intPart[0] == '0' {
+		lead := 0
+		for lead < len(frac) && frac[lead] == '0' {
+			lead++
+		}
+		if lead > 5 && lead < len(frac) {
+			return false
+		}
+		significant = len(frac) - lead
+	}
+	if significant > 15 {
+		return false
+	}
+	if significant == 0 {
+		c.out = append(c.out, '0')
+		return true
+	}
+	if negative {
+		c.out = append(c.out, '-')
+	}
+	c.out = append(c.out, intPart...)
+	if len(frac) > 0 {
+		c.out = append(c.out, '.')
+		c.out = append(c.out, frac...)
+	}
+	return true
 }
 
 // skipDigits skips one or more digits at i, returning -1 when there is none.
@@ -500,15 +587,30 @@ var stringStop = func() (t [256]bool) {
 	return t
 }()
 
+// scanString returns the index of the first byte at or after i that ends a run of plain string bytes (see
+// stringStop), or len(src). It tests eight bytes at a time: a word holds no such byte unless one of its bytes is
+// below 0x20 or equals '"' or '\\', which the usual "has a byte less than n" bit trick detects exactly.
+func scanString(src []byte, i int) int {
+	const ones = 0x0101010101010101
+	for ; i+8 <= len(src); i += 8 {
+		w := binary.LittleEndian.Uint64(src[i:])
+		q, b := w^(ones*'"'), w^(ones*'\\')
+		if ((w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b)&asciiMask != 0 {
+			break
+		}
+	}
+	for i < len(src) && !stringStop[src[i]] {
+		i++
+	}
+	return i
+}
+
 // str writes the string at i (its opening quote) in canonical form and returns the index after it. For member
 // names it also returns where the decoded name is.
 func (c *canonicalizer) str(i int, name bool) (int, ref, error) {
 	src := c.src
 	open := i
-	i++
-	for i < len(src) && !stringStop[src[i]] {
-		i++
-	}
+	i = scanString(src, i+1)
 	if i < len(src) && src[i] == '"' {
 		// No escapes: the string is already canonical (nothing left in it needs escaping).
 		c.out = append(c.out, src[open:i+1]...)
@@ -543,9 +645,7 @@ func (c *canonicalizer) str(i int, name bool) (int, ref, error) {
 			i = next
 		default:
 			run := i
-			for i < len(src) && !stringStop[src[i]] {
-				i++
-			}
+			i = scanString(src, i)
 			c.out = append(c.out, src[run:i]...)
 			if name {
 				c.arena = append(c.arena, src[run:i]...)

@@ -342,7 +342,9 @@ func TestCanonicalJSONMatchesJCS(t *testing.T) {
 		`\ufb33`, "\uffff", "\U00010000", `\n`, `\u0000`, `\"`, `\\`, "\xff", "\xc3", "z\x80", "ö", "\u0080", `\/`}
 	numbers := []string{"0", "-0", "1", "-1", "0.5", "1e2", "1E-2", "1.0", "-0.0", "123456789012345", "1234567890123456",
 		"12345678901234567890", "1e21", "1e-7", "0.000001", "0.0000001", "5e-324", "1.7976931348623157e308", "1e400",
-		"-1e-400", "9007199254740993", "0.1e1", "100e-2", "4.50"}
+		"-1e-400", "9007199254740993", "0.1e1", "100e-2", "4.50", "0.2", "-10.10", "0.0000010", "0.00000123", "-0.000",
+		"123456789012.345", "1234567890123.456", "100.0", "0.100000000000000", "9.999999999999999", "99999999999999.9",
+		"0.30000000000000004", "0.000001000000000000", "333333333.33333329", "0.00000099999999999999999"}
 	var gen func(depth int) string
 	space := func() string { return []string{"", "", "", " ", "\n\t", "\r\n "}[rng.IntN(6)] }
 	gen = func(depth int) string {
@@ -386,9 +388,11 @@ func TestCanonicalJSONMatchesJCS(t *testing.T) {
 	assert.Greater(t, accepted, 5000, "most generated documents should be accepted, or the comparison says little")
 }
 
-// FuzzCanonicalNumber compares the canonical spelling of any double, written several ways, with jcs's.
+// FuzzCanonicalNumber compares the canonical spelling of any double, written several ways (shortest, fixed,
+// rounded, exponent), with jcs's.
 func FuzzCanonicalNumber(f *testing.F) {
-	for _, seed := range []uint64{0, 1 << 63, 1, 0x7fefffffffffffff, 0x444b1ae4d6e2ef50, 0x3eb0c6f7a0b5ed8c, 0x3ff0000000000000} {
+	for _, seed := range []uint64{0, 1 << 63, 1, 0x7fefffffffffffff, 0x444b1ae4d6e2ef50, 0x3eb0c6f7a0b5ed8c, 0x3ff0000000000000,
+		0x3fc999999999999a, 0x3eb0c6f7a0b5ed8d, 0x42d6bcc41e90000} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, bits uint64) {
@@ -396,15 +400,17 @@ func FuzzCanonicalNumber(f *testing.F) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return
 		}
-		want, err := jcs.NumberToJSON(v)
-		if err != nil {
-			t.Fatal(err)
-		}
 		for _, spelling := range []string{
 			strconv.FormatFloat(v, 'g', -1, 64), strconv.FormatFloat(v, 'e', -1, 64), strconv.FormatFloat(v, 'E', 25, 64),
+			strconv.FormatFloat(v, 'f', -1, 64), strconv.FormatFloat(v, 'f', 6, 64), strconv.FormatFloat(v, 'f', 20, 64),
+			strconv.FormatFloat(v, 'g', 15, 64),
 		} {
+			want, err := jcsCanonical([]byte(spelling))
+			if err != nil {
+				continue
+			}
 			got, err := idempotent.CanonicalJSON([]byte(spelling))
-			if err != nil || string(got) != want {
+			if err != nil || string(got) != string(want) {
 				t.Fatalf("CanonicalJSON(%s) = %q, %v; jcs gives %q", spelling, got, err, want)
 			}
 		}
