@@ -48,7 +48,7 @@ func (e *Engine) Now() time.Time { return e.cfg.clock.Now() }
 // *KeyError is the adapter's to answer.
 func (e *Engine) InvalidKey(ctx context.Context, reason string) *KeyError {
 	err := &KeyError{Reason: reason}
-	e.observe(ctx, Event{Outcome: OutcomeInvalidKey, Err: err})
+	e.observe(ctx, Event{Outcome: OutcomeInvalidKey, Err: err}, time.Time{})
 	return err
 }
 
@@ -119,16 +119,15 @@ func Run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 	}
 	start := e.cfg.clock.Now()
 	ev := Event{}
-	defer func() {
-		ev.Duration = e.cfg.clock.Now().Sub(start)
-		e.observe(ctx, ev)
-	}()
-	res, err := run(ctx, e, req, spec, fn, &ev)
+	defer func() { e.observe(ctx, ev, start) }()
+	res, err := run(ctx, e, req, spec, fn, start, &ev)
 	ev.Err = err
 	return res, err
 }
 
-func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error), ev *Event) (Result[Out], error) {
+// run decides and runs the request; start is when Run began, which also serves as the instant of the cache
+// lookup and of the first claim.
+func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error), start time.Time, ev *Event) (Result[Out], error) {
 	var zero Result[Out]
 	if e.cfg.disabled || (req.Key == "" && req.KeyOptional) {
 		ev.Outcome = OutcomePassThrough
@@ -146,13 +145,18 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 	id := req.Scope.ID(req.Key)
 	ev.ID = id
 
-	if rec := e.cache.get(id, e.cfg.clock.Now()); rec != nil {
-		return decideDuplicate(e, rec, req.Fingerprint, spec, e.cfg.clock.Now(), ev)
+	if e.cache != nil {
+		if rec := e.cache.get(id, start); rec != nil {
+			return decideDuplicate(e, rec, req.Fingerprint, spec, start, ev)
+		}
 	}
 
 	takeover := e.cfg.leasePolicy == LeaseReRun
-	for range e.cfg.maxAttempts {
-		now := e.cfg.clock.Now()
+	for attempt := range e.cfg.maxAttempts {
+		now := start
+		if attempt > 0 {
+			now = e.cfg.clock.Now()
+		}
 		rec := Record{
 			ID:          id,
 			Status:      StatusInProgress,
@@ -280,7 +284,11 @@ func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, s
 		}
 	}
 	ev.Recorded = true
-	e.cache.put(&done, now)
+	if e.cache != nil {
+		// A copy, taken only here, keeps done itself off the heap when there is no cache.
+		cached := done
+		e.cache.put(&cached, now)
+	}
 	return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
 }
 

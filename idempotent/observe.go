@@ -74,14 +74,32 @@ type Event struct {
 	Duration time.Duration
 }
 
-func (e *Engine) observe(ctx context.Context, ev Event) {
+// observe reports ev to the hooks, the metrics and the log. start is when the request entered the engine (zero
+// when it did not); the duration is measured only when someone will see it.
+func (e *Engine) observe(ctx context.Context, ev Event, start time.Time) {
+	level, msg := slog.LevelDebug, "idempotency"
+	switch {
+	case ev.StoreErr != nil:
+		level, msg = slog.LevelError, "idempotency store failed after the handler ran"
+	case ev.Outcome == OutcomeStoreError:
+		level, msg = slog.LevelError, "idempotency store failed; request refused"
+	}
+	logged := e.logger.Enabled(ctx, level)
+	if !logged && len(e.cfg.hooks) == 0 && e.cfg.metrics == nil {
+		return
+	}
+	if !start.IsZero() {
+		ev.Duration = e.cfg.clock.Now().Sub(start)
+	}
 	for _, h := range e.cfg.hooks {
 		h(ctx, ev)
 	}
 	if e.cfg.metrics != nil {
 		e.cfg.metrics.emit(e.cfg.clock.Now(), ev)
 	}
-	log := e.logger
+	if !logged {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("outcome", ev.Outcome.String()),
 		slog.Duration("duration", ev.Duration),
@@ -95,13 +113,10 @@ func (e *Engine) observe(ctx context.Context, ev Event) {
 	switch {
 	case ev.StoreErr != nil:
 		attrs = append(attrs, slog.String("store_error", ev.StoreErr.Error()))
-		log.LogAttrs(ctx, slog.LevelError, "idempotency store failed after the handler ran", attrs...)
 	case ev.Outcome == OutcomeStoreError:
 		attrs = append(attrs, slog.String("error", ev.Err.Error()))
-		log.LogAttrs(ctx, slog.LevelError, "idempotency store failed; request refused", attrs...)
-	default:
-		log.LogAttrs(ctx, slog.LevelDebug, "idempotency", attrs...)
 	}
+	e.logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // metricsSink writes CloudWatch Embedded Metric Format documents. Writes are serialised so that concurrent
