@@ -1,9 +1,6 @@
 package apigw
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -76,39 +73,4 @@ func (r response) withHeader(name, value string) response {
 
 func (r response) replayed(yes bool) response {
 	return r.withHeader(ReplayedHeader, strconv.FormatBool(yes))
-}
-
-// recordVersion tags the stored form so that a later release can change it and still read old records.
-const recordVersion = 1
-
-type storedResponse struct {
-	V int `json:"v"`
-	response
-}
-
-// responseCodec stores a response as JSON. JSON is faithful here for the same reason it is the wire format: the
-// Lambda runtime marshals the handler's response with encoding/json before API Gateway sees it, so the recorded
-// JSON decodes to a response that marshals exactly as the original did (string bytes that are not valid UTF-8
-// become U+FFFD in both). HTML escaping is off to keep records small.
-type responseCodec struct{}
-
-func (responseCodec) Encode(r response) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(storedResponse{V: recordVersion, response: r}); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-func (responseCodec) Decode(b []byte) (response, error) {
-	var s storedResponse
-	if err := json.Unmarshal(b, &s); err != nil {
-		return response{}, err
-	}
-	if s.V != recordVersion {
-		return response{}, fmt.Errorf("apigw: recorded response has format version %d, want %d", s.V, recordVersion)
-	}
-	return s.response, nil
 }

@@ -1,0 +1,140 @@
+package apigw
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// encodeWithJSON is the codec of earlier releases: encoding/json with HTML escaping off.
+func encodeWithJSON(t testing.TB, r response) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	require.NoError(t, enc.Encode(storedResponse{V: recordVersion, response: r}))
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// decodeWithJSON is what Decode must always agree with.
+func decodeWithJSON(b []byte) (storedResponse, error) {
+	var s storedResponse
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
+var codecStrings = []string{"", "a", "application/json", `{"id":"pay_1","note":"a \"quoted\" word"}`, "<b>&amp;</b>",
+	"line\nbreak\ttab\rreturn", "\x00\x01\x1f\x7f", "\b\f", "é€😀", "\u2028\u2029", "bad \xff\xfe utf-8 \xc3",
+	`back\slash /slash`, "\ufffd", "\ud7ff\ue000\uffff"}
+
+func randomResponse(rng *rand.Rand) response {
+	pick := func() string {
+		var b strings.Builder
+		for range rng.IntN(3) + 1 {
+			b.WriteString(codecStrings[rng.IntN(len(codecStrings))])
+		}
+		return b.String()
+	}
+	r := response{StatusCode: []int{200, 201, 204, 303, 404, 409, 0, -1, 599}[rng.IntN(9)], IsBase64Encoded: rng.IntN(2) == 0}
+	if rng.IntN(4) > 0 {
+		r.Headers = map[string]string{}
+		for range rng.IntN(20) {
+			r.Headers[pick()] = pick()
+		}
+	}
+	if rng.IntN(2) == 0 {
+		r.MultiValueHeaders = map[string][]string{}
+		for range rng.IntN(4) {
+			var vals []string
+			if rng.IntN(4) > 0 {
+				vals = []string{}
+				for range rng.IntN(3) {
+					vals = append(vals, pick())
+				}
+			}
+			r.MultiValueHeaders[pick()] = vals
+		}
+	}
+	if rng.IntN(2) == 0 {
+		r.Cookies = []string{}
+		for range rng.IntN(3) {
+			r.Cookies = append(r.Cookies, pick())
+		}
+	}
+	if rng.IntN(4) > 0 {
+		r.Body = pick()
+	}
+	return r
+}
+
+// TestResponseCodecMatchesEncodingJSON checks that records are written exactly as encoding/json wrote them and
+// read exactly as json.Unmarshal reads them.
+func TestResponseCodecMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		r := randomResponse(rng)
+		got, err := responseCodec{}.Encode(r)
+		require.NoError(t, err)
+		want := encodeWithJSON(t, r)
+		require.Equal(t, string(want), string(got), "case %d: %#v", i, r)
+
+		decoded, err := responseCodec{}.Decode(got)
+		require.NoError(t, err)
+		viaJSON, err := decodeWithJSON(got)
+		require.NoError(t, err)
+		require.Equal(t, viaJSON.response, decoded, "case %d", i)
+		_, fast := decodeStored(got)
+		assert.True(t, fast, "the fast path reads every record Encode writes")
+	}
+}
+
+func TestResponseCodecOtherSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+	}{
+		{"Whitespace", `{ "v": 1, "statusCode": 201, "headers": null, "multiValueHeaders": null, "cookies": null, "body": "", "isBase64Encoded": false }`},
+		{"OtherOrder", `{"statusCode":201,"v":1,"body":"x"}`},
+		{"CaseInsensitiveNames", `{"V":1,"STATUSCODE":201}`},
+		{"UnpairedSurrogate", `{"v":1,"statusCode":201,"headers":null,"multiValueHeaders":null,"cookies":null,"body":"\ud800x","isBase64Encoded":false}`},
+		{"RawInvalidUTF8", "{\"v\":1,\"statusCode\":201,\"headers\":null,\"multiValueHeaders\":null,\"cookies\":null,\"body\":\"\xff\",\"isBase64Encoded\":false}"},
+		{"DuplicateHeader", `{"v":1,"statusCode":201,"headers":{"A":"1","A":"2"},"multiValueHeaders":{"B":null},"cookies":[],"body":"\/\u00e9\ud83d\ude00","isBase64Encoded":true}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := responseCodec{}.Decode([]byte(tc.in))
+			require.NoError(t, err)
+			want, err := decodeWithJSON([]byte(tc.in))
+			require.NoError(t, err)
+			assert.Equal(t, want.response, got)
+		})
+	}
+	_, err := responseCodec{}.Decode([]byte(`{"v":2,"statusCode":201}`))
+	require.ErrorContains(t, err, "format version 2")
+	_, err = responseCodec{}.Decode([]byte(`{"v":1,"statusCode":2.5}`))
+	require.Error(t, err)
+}
+
+// FuzzResponseCodecDecode checks that whatever the fast path reads, json.Unmarshal reads the same way.
+func FuzzResponseCodecDecode(f *testing.F) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		b, _ := responseCodec{}.Encode(randomResponse(rng))
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := decodeStored(b)
+		if !ok {
+			return
+		}
+		want, err := decodeWithJSON(b)
+		if err != nil || want.V != recordVersion {
+			t.Fatalf("fast path read %q, json.Unmarshal refused it: %v", b, err)
+		}
+		if !assert.ObjectsAreEqual(want.response, fast) {
+			t.Fatalf("fast path read %q as %#v, json.Unmarshal as %#v", b, fast, want.response)
+		}
+	})
+}
