@@ -119,6 +119,7 @@ type Fault struct {
 // The zero value is Always.
 type When struct {
 	from, to int // inclusive; to == 0: no end
+	every    int // when > 0: only every every-th request of the range
 }
 
 // Always applies the fault to every matching request.
@@ -133,9 +134,16 @@ func First(k int) When { return When{from: 1, to: k} }
 // From applies the fault to the n-th matching request and every one after it.
 func From(n int) When { return When{from: n} }
 
+// Every applies the fault to every n-th matching request (n, 2n, 3n...): a steady rate of faults for a long
+// run, spaced so that the SDK's own retry of a faulted request goes through.
+func Every(n int) When { return When{from: n, every: max(n, 1)} }
+
 func (w When) includes(n int) bool {
 	from := max(w.from, 1)
-	return n >= from && (w.to == 0 || n <= w.to)
+	if n < from || (w.to != 0 && n > w.to) {
+		return false
+	}
+	return w.every == 0 || (n-from)%w.every == 0
 }
 
 // Rule selects requests and the fault to inject into them. Empty selectors match everything.

@@ -261,13 +261,15 @@ func TestWhen(t *testing.T) {
 	tests := []struct {
 		name string
 		when faultinject.When
-		want []bool // faulted, per call 1..5
+		want []bool // faulted, per call 1..7
 	}{
-		{"zero value is always", faultinject.When{}, []bool{true, true, true, true, true}},
-		{"always", faultinject.Always(), []bool{true, true, true, true, true}},
-		{"nth", faultinject.Nth(2), []bool{false, true, false, false, false}},
-		{"first", faultinject.First(2), []bool{true, true, false, false, false}},
-		{"from", faultinject.From(4), []bool{false, false, false, true, true}},
+		{"zero value is always", faultinject.When{}, []bool{true, true, true, true, true, true, true}},
+		{"always", faultinject.Always(), []bool{true, true, true, true, true, true, true}},
+		{"nth", faultinject.Nth(2), []bool{false, true, false, false, false, false, false}},
+		{"first", faultinject.First(2), []bool{true, true, false, false, false, false, false}},
+		{"from", faultinject.From(4), []bool{false, false, false, true, true, true, true}},
+		{"every third", faultinject.Every(3), []bool{false, false, true, false, false, true, false}},
+		{"every one", faultinject.Every(1), []bool{true, true, true, true, true, true, true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
