@@ -1,7 +1,6 @@
 package idempotent
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -40,11 +39,11 @@ var (
 	errRange     = errors.New("number out of the range of a double")
 )
 
-// ref locates a member name's decoded bytes: in the source when it has no escapes, else in the arena.
-type ref struct {
-	off, n  int
-	inArena bool
-}
+// ref locates a member name's decoded bytes in the arena.
+type ref struct{ off, n int }
+
+// text is what a document can be held in. Fingerprint reads a string body where it has one, rather than copy it.
+type text interface{ ~string | ~[]byte }
 
 // member is an object member being canonicalised: its decoded name and where "name":value sits in the output.
 type member struct {
@@ -79,7 +78,6 @@ type reorder struct {
 type canonicalizer struct {
 	// buf holds a fingerprint's input; the other fields are appendCanonical's.
 	buf      []byte
-	src      []byte
 	out      []byte
 	stack    []frame
 	members  []member
@@ -98,7 +96,6 @@ const maxPooled = 64 << 10
 func getCanonicalizer() *canonicalizer { return canonPool.Get().(*canonicalizer) }
 
 func (c *canonicalizer) release() {
-	c.src = nil
 	if cap(c.buf) > maxPooled {
 		c.buf = nil
 	}
@@ -123,13 +120,14 @@ func (c *canonicalizer) release() {
 	canonPool.Put(c)
 }
 
-// appendCanonical appends the canonical form of src to dst. On error dst's contents past its length are garbage.
-func (c *canonicalizer) appendCanonical(dst, src []byte) ([]byte, error) {
+// appendCanonical appends the canonical form of src to dst, using c's buffers. On error it returns dst unchanged.
+func appendCanonical[S text](c *canonicalizer, dst []byte, src S) ([]byte, error) {
 	base := len(dst)
-	c.src, c.out = src, dst
+	c.out = dst
 	c.stack, c.members, c.arena = c.stack[:0], c.members[:0], c.arena[:0]
 	c.spans, c.reorders = c.spans[:0], c.reorders[:0]
-	err := c.parse()
+	p := parser[S]{c, src}
+	err := p.parse()
 	dst, c.out = c.out, nil
 	if err != nil {
 		return dst[:base], err
@@ -188,7 +186,13 @@ func (c *canonicalizer) fail(err error, off int) error {
 	return err
 }
 
-func skipSpace(src []byte, i int) int {
+// parser reads one document held in an S into its canonicalizer.
+type parser[S text] struct {
+	*canonicalizer
+	src S
+}
+
+func skipSpace[S text](src S, i int) int {
 	for i < len(src) {
 		switch src[i] {
 		case ' ', '\t', '\n', '\r':
@@ -201,7 +205,7 @@ func skipSpace(src []byte, i int) int {
 }
 
 // parse canonicalises c.src into c.out. It keeps its own stack, so nesting costs no Go stack.
-func (c *canonicalizer) parse() error {
+func (c *parser[S]) parse() error {
 	src := c.src
 	i := 0
 	var err error
@@ -302,7 +306,7 @@ func (c *canonicalizer) parse() error {
 }
 
 // member parses a member name and its colon at i (after '{' or ','), writes them and opens the member.
-func (c *canonicalizer) member(i int) (int, error) {
+func (c *parser[S]) member(i int) (int, error) {
 	src := c.src
 	i = skipSpace(src, i)
 	if i >= len(src) || src[i] != '"' {
@@ -318,7 +322,7 @@ func (c *canonicalizer) member(i int) (int, error) {
 		return 0, c.fail(errSyntax, i)
 	}
 	c.out = append(c.out, ':')
-	m := member{prefix: prefix(c.bytes(name)), name: name, start: start}
+	m := member{prefix: prefix(c.name(name)), name: name, start: start}
 	top := &c.stack[len(c.stack)-1]
 	if top.sorted && len(c.members) > top.members {
 		switch d := c.compareMembers(&c.members[len(c.members)-1], &m); {
@@ -353,12 +357,7 @@ func (c *canonicalizer) closeObject(f *frame) error {
 	return nil
 }
 
-func (c *canonicalizer) bytes(r ref) []byte {
-	if r.inArena {
-		return c.arena[r.off : r.off+r.n]
-	}
-	return c.src[r.off : r.off+r.n]
-}
+func (c *canonicalizer) name(r ref) []byte { return c.arena[r.off : r.off+r.n] }
 
 // sortMembers sorts ms by name. Objects are small, so an insertion sort does it with the fewest moves.
 func (c *canonicalizer) sortMembers(ms []member) {
@@ -385,7 +384,7 @@ func (c *canonicalizer) compareMembers(a, b *member) int {
 		}
 		return 1
 	}
-	return compareUTF16(c.bytes(a.name), c.bytes(b.name))
+	return compareUTF16(c.name(a.name), c.name(b.name))
 }
 
 // prefix returns the first 8 bytes of b as a big-endian number, zero-padded.
@@ -447,7 +446,7 @@ func firstUnit(r rune) rune {
 	return r
 }
 
-func (c *canonicalizer) literal(i int, lit string) (int, error) {
+func (c *parser[S]) literal(i int, lit string) (int, error) {
 	if len(c.src)-i < len(lit) || string(c.src[i:i+len(lit)]) != lit {
 		return 0, c.fail(errSyntax, i)
 	}
@@ -456,7 +455,7 @@ func (c *canonicalizer) literal(i int, lit string) (int, error) {
 }
 
 // number writes the number at i in the ECMAScript Number-to-String form (RFC 8785 §3.2.2.3).
-func (c *canonicalizer) number(i int) (int, error) {
+func (c *parser[S]) number(i int) (int, error) {
 	src := c.src
 	start := i
 	if i < len(src) && src[i] == '-' {
@@ -474,7 +473,7 @@ func (c *canonicalizer) number(i int) (int, error) {
 		return 0, c.fail(errSyntax, i)
 	}
 	intPart := src[digits:i]
-	var frac []byte
+	var frac S
 	if i < len(src) && src[i] == '.' {
 		f := i + 1
 		if i = skipDigits(src, f); i < 0 {
@@ -509,7 +508,7 @@ func (c *canonicalizer) number(i int) (int, error) {
 // whether it could: a double holds any decimal of at most 15 significant digits exactly enough that no shorter
 // spelling reaches it, so ECMAScript writes such a number as it is, less trailing fraction zeros and the sign of
 // zero, as long as it is at least 1e-6 (below, it switches to exponent notation).
-func (c *canonicalizer) plainNumber(negative bool, intPart, frac []byte) bool {
+func (c *parser[S]) plainNumber(negative bool, intPart, frac S) bool {
 	for len(frac) > 0 && frac[len(frac)-1] == '0' {
 		frac = frac[:len(frac)-1]
 	}
@@ -543,7 +542,7 @@ func (c *canonicalizer) plainNumber(negative bool, intPart, frac []byte) bool {
 }
 
 // skipDigits skips one or more digits at i, returning -1 when there is none.
-func skipDigits(src []byte, i int) int {
+func skipDigits[S text](src S, i int) int {
 	start := i
 	for i < len(src) && src[i] >= '0' && src[i] <= '9' {
 		i++
@@ -590,10 +589,10 @@ var stringStop = func() (t [256]bool) {
 // scanString returns the index of the first byte at or after i that ends a run of plain string bytes (see
 // stringStop), or len(src). It tests eight bytes at a time: a word holds no such byte unless one of its bytes is
 // below 0x20 or equals '"' or '\\', which the usual "has a byte less than n" bit trick detects exactly.
-func scanString(src []byte, i int) int {
+func scanString[S text](src S, i int) int {
 	const ones = 0x0101010101010101
 	for ; i+8 <= len(src); i += 8 {
-		w := binary.LittleEndian.Uint64(src[i:])
+		w := load64(src, i)
 		q, b := w^(ones*'"'), w^(ones*'\\')
 		if ((w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b)&asciiMask != 0 {
 			break
@@ -605,19 +604,30 @@ func scanString(src []byte, i int) int {
 	return i
 }
 
+// load64 reads the eight bytes at i as a little-endian word (the compiler makes one load of it).
+func load64[S text](src S, i int) uint64 {
+	_ = src[i+7]
+	return uint64(src[i]) | uint64(src[i+1])<<8 | uint64(src[i+2])<<16 | uint64(src[i+3])<<24 |
+		uint64(src[i+4])<<32 | uint64(src[i+5])<<40 | uint64(src[i+6])<<48 | uint64(src[i+7])<<56
+}
+
 // str writes the string at i (its opening quote) in canonical form and returns the index after it. For member
 // names it also returns where the decoded name is.
-func (c *canonicalizer) str(i int, name bool) (int, ref, error) {
+func (c *parser[S]) str(i int, name bool) (int, ref, error) {
 	src := c.src
 	open := i
 	i = scanString(src, i+1)
+	r := ref{off: len(c.arena)}
 	if i < len(src) && src[i] == '"' {
 		// No escapes: the string is already canonical (nothing left in it needs escaping).
 		c.out = append(c.out, src[open:i+1]...)
-		return i + 1, ref{off: open + 1, n: i - open - 1}, nil
+		if name {
+			c.arena = append(c.arena, src[open+1:i]...)
+			r.n = i - open - 1
+		}
+		return i + 1, r, nil
 	}
 	c.out = append(c.out, src[open:i]...)
-	r := ref{off: len(c.arena), inArena: true}
 	if name {
 		c.arena = append(c.arena, src[open+1:i]...)
 	}
@@ -655,7 +665,7 @@ func (c *canonicalizer) str(i int, name bool) (int, ref, error) {
 }
 
 // escape decodes the escape sequence at i (its backslash), a surrogate pair as one code point.
-func (c *canonicalizer) escape(i int) (rune, int, error) {
+func (c *parser[S]) escape(i int) (rune, int, error) {
 	src := c.src
 	if i+1 >= len(src) {
 		return 0, 0, c.fail(errSyntax, i)
@@ -701,12 +711,13 @@ func (c *canonicalizer) escape(i int) (rune, int, error) {
 }
 
 // hex4 reads four hex digits at i.
-func hex4(src []byte, i int) (rune, bool) {
+func hex4[S text](src S, i int) (rune, bool) {
 	if len(src)-i < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, b := range src[i : i+4] {
+	for k := i; k < i+4; k++ {
+		b := src[k]
 		switch {
 		case b >= '0' && b <= '9':
 			b -= '0'

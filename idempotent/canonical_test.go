@@ -209,6 +209,7 @@ func TestFingerprintGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, idempotent.Fingerprint("POST", "/payments", []byte(tc.body)))
+			assert.Equal(t, tc.want, idempotent.FingerprintString("POST", "/payments", tc.body))
 		})
 	}
 }
@@ -292,7 +293,10 @@ func FuzzCanonicalJSON(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	f.Fuzz(checkAgainstJCS)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		checkAgainstJCS(t, doc)
+		checkFingerprintString(t, doc)
+	})
 }
 
 // checkAgainstJCS fails t unless CanonicalJSON agrees with jcs on doc (apart from the two documented
@@ -330,6 +334,12 @@ func checkAgainstJCS(t *testing.T, doc []byte) {
 	}
 	if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", canon) {
 		t.Fatalf("fingerprint differs between %q and its canonical form", doc)
+	}
+}
+
+func checkFingerprintString(t *testing.T, doc []byte) {
+	if a, b := idempotent.Fingerprint("POST", "/r", doc), idempotent.FingerprintString("POST", "/r", string(doc)); a != b {
+		t.Fatalf("Fingerprint(%q) = %s, FingerprintString = %s", doc, a, b)
 	}
 }
 
@@ -381,6 +391,7 @@ func TestCanonicalJSONMatchesJCS(t *testing.T) {
 	for range 20000 {
 		doc := []byte(gen(0))
 		checkAgainstJCS(t, doc)
+		checkFingerprintString(t, doc)
 		if _, err := idempotent.CanonicalJSON(doc); err == nil {
 			accepted++
 		}

@@ -74,7 +74,7 @@ func hexSum(b []byte) string {
 func CanonicalJSON(doc []byte) ([]byte, error) {
 	c := getCanonicalizer()
 	defer c.release()
-	out, err := c.appendCanonical(make([]byte, 0, len(doc)), doc)
+	out, err := appendCanonical(c, make([]byte, 0, len(doc)), doc)
 	if err != nil {
 		return nil, fmt.Errorf("idempotent: canonicalise JSON: %w at offset %d", err, c.errOff)
 	}
@@ -85,6 +85,16 @@ func CanonicalJSON(doc []byte) ([]byte, error) {
 // canonicalised first (see CanonicalJSON), so key order and whitespace do not change the fingerprint; any other
 // payload is hashed as it is.
 func Fingerprint(method, route string, payload []byte) string {
+	return fingerprint(method, route, payload)
+}
+
+// FingerprintString is Fingerprint of a payload held in a string, such as an API Gateway event's body, which it
+// reads where it is instead of copying it into a []byte first.
+func FingerprintString(method, route, payload string) string {
+	return fingerprint(method, route, payload)
+}
+
+func fingerprint[P text](method, route string, payload P) string {
 	c := getCanonicalizer()
 	defer c.release()
 	b := append(c.buf[:0], "idemkit/fp/v1"...)
@@ -94,7 +104,7 @@ func Fingerprint(method, route string, payload []byte) string {
 	// The canonical form follows a placeholder for its length, filled in once the length is known.
 	at := len(b)
 	b = binary.BigEndian.AppendUint64(b, 0)
-	b, err := c.appendCanonical(b, payload)
+	b, err := appendCanonical(c, b, payload)
 	if err == nil {
 		binary.BigEndian.PutUint64(b[at:], uint64(len(b)-at-8))
 	} else {
