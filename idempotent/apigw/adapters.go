@@ -20,12 +20,13 @@ func REST(e *idempotent.Engine,
 			Method:    strings.ToUpper(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod)),
 			Route:     firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path),
 			Path:      ev.Path,
-			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
+			body:      ev.Body,
 			Principal: restPrincipal(ev.RequestContext),
 			single:    ev.Headers,
 			multi:     ev.MultiValueHeaders,
 			rest:      true,
 		}
+		r.decode(cfg, ev.IsBase64Encoded)
 		if cfg.needsRequest() {
 			r.Header, r.Event = restHeader(ev.Headers, ev.MultiValueHeaders), ev
 		}
@@ -49,10 +50,11 @@ func HTTP(e *idempotent.Engine,
 			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
 			Route:     v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)),
 			Path:      firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path),
-			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
+			body:      ev.Body,
 			Principal: v2Principal(ev.RequestContext.Authorizer),
 			single:    ev.Headers,
 		}
+		r.decode(cfg, ev.IsBase64Encoded)
 		if cfg.needsRequest() {
 			r.Header, r.Event = joinedHeader(ev.Headers), ev
 		}
@@ -81,10 +83,11 @@ func FunctionURL(e *idempotent.Engine,
 			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
 			Route:     path,
 			Path:      path,
-			Body:      decodeBody(ev.Body, ev.IsBase64Encoded),
+			body:      ev.Body,
 			Principal: principal,
 			single:    ev.Headers,
 		}
+		r.decode(cfg, ev.IsBase64Encoded)
 		if cfg.needsRequest() {
 			r.Header, r.Event = joinedHeader(ev.Headers), ev
 		}

@@ -63,7 +63,7 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		Key:         key,
 		KeyOptional: cfg.keyOptional,
 		Scope:       scope,
-		Fingerprint: idempotent.Fingerprint(r.Method, r.Route, cfg.payload(r.Body)),
+		Fingerprint: r.fingerprint(cfg),
 	}
 	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
 		resp, err := call(ctx)
@@ -231,6 +231,23 @@ func (c *config) problemFor(err error) *problemResponse {
 			"The request could not be processed now and nothing was changed by this attempt. Retry it with the "+
 				"same idempotency key after the number of seconds in the Retry-After header.", storeRetryAfter)
 	}
+}
+
+// decode fills Body when something reads it as bytes, or when it is base64 and must be decoded to be
+// fingerprinted.
+func (r *Request) decode(cfg *config, isBase64 bool) {
+	if isBase64 || cfg.needsBody() {
+		r.Body, r.decoded = decodeBody(r.body, isBase64), true
+	}
+}
+
+// fingerprint fingerprints the payload: from Body when it was decoded, else from the event's body string as it
+// is, which fingerprints alike without a copy.
+func (r *Request) fingerprint(cfg *config) string {
+	if r.decoded {
+		return idempotent.Fingerprint(r.Method, r.Route, cfg.payload(r.Body))
+	}
+	return idempotent.FingerprintString(r.Method, r.Route, r.body)
 }
 
 // decodeBody returns the body bytes. A body flagged as base64 that does not decode is used as it is, so the

@@ -34,12 +34,16 @@ type Request struct {
 	// events.LambdaFunctionURLRequest.
 	Event any
 
-	// The event's header maps. Header and Event are built only for key and principal functions, which may read
-	// them; without those the adapter reads the key straight from these maps (see headerValue), which saves a map,
-	// a slice per header and a copy of the event on every request.
+	// The event's header maps and body. Header, Event and Body are built only when something reads them (key and
+	// principal functions, a key in a body field, selected payload fields, a base64 body); otherwise the adapter
+	// reads the key straight from the maps (see headerValue) and fingerprints the body string where it is, which
+	// saves a map, a slice per header, a copy of the event and a copy of the body on every request.
 	single map[string]string
 	multi  map[string][]string
 	rest   bool
+	body   string
+	// decoded: Body holds the body.
+	decoded bool
 }
 
 // Option configures an adapter.
@@ -69,6 +73,12 @@ type config struct {
 // needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
 // builds its Header and Event.
 func (c *config) needsRequest() bool { return c.keyFunc != nil || c.principal != nil }
+
+// needsBody reports whether the body is read as bytes: by user code, for a key in a body field or for selected
+// payload fields.
+func (c *config) needsBody() bool {
+	return c.needsRequest() || c.source == keyFromField || len(c.fields) > 0
+}
 
 func newConfig(opts []Option) *config {
 	c := &config{
