@@ -25,8 +25,9 @@ const maxBootstrapBytes = 12 * 1024 * 1024
 // go1.x runtime uses it), net/rpc imports html/template, and text/template's reflective method calls make the
 // linker keep every exported method of every reachable type (all DynamoDB client operations, for instance), which
 // costs about 4 MB. SAM gets the tag from GOFLAGS (-tags=lambda.norpc) in the environment of `sam build`, and
-// `-ldflags=-s` (which implies -w) can go there as well; lambdalocal always builds with the tag. The sizes of the
-// other configurations are logged for comparison, not asserted.
+// `-ldflags=-s` (which implies -w) goes there as well: `make build` sets both (TestMakeBuildIsTheReleaseBuild);
+// lambdalocal always builds with the tag. The sizes of the other configurations are logged for comparison, not
+// asserted.
 func TestBootstrapSize(t *testing.T) {
 	tpl := loadTemplate(t)
 	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
@@ -103,4 +104,22 @@ func shellJoin(flags []string) string {
 		out[i] = f
 	}
 	return strings.Join(out, " ")
+}
+
+// TestMakeBuildIsTheReleaseBuild: the budget above is for the build `make build` asks SAM for, so its recipe must
+// pass the tag and the stripping through GOFLAGS.
+func TestMakeBuildIsTheReleaseBuild(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	require.NoError(t, err)
+	var recipe string
+	lines := strings.Split(string(mk), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "build:") && i+1 < len(lines) {
+			recipe = lines[i+1]
+		}
+	}
+	require.NotEmpty(t, recipe, "Makefile has no build target")
+	assert.Contains(t, recipe, "CGO_ENABLED=0")
+	assert.Contains(t, recipe, `GOFLAGS="-tags=lambda.norpc -ldflags=-s"`)
+	assert.Contains(t, recipe, "sam build")
 }
