@@ -1,6 +1,7 @@
 package idempotent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -322,7 +323,7 @@ func (c *parser[S]) member(i int) (int, error) {
 		return 0, c.fail(errSyntax, i)
 	}
 	c.out = append(c.out, ':')
-	m := member{prefix: prefix(c.name(name)), name: name, start: start}
+	m := member{prefix: c.prefix(name), name: name, start: start}
 	top := &c.stack[len(c.stack)-1]
 	if top.sorted && len(c.members) > top.members {
 		switch d := c.compareMembers(&c.members[len(c.members)-1], &m); {
@@ -387,12 +388,13 @@ func (c *canonicalizer) compareMembers(a, b *member) int {
 	return compareUTF16(c.name(a.name), c.name(b.name))
 }
 
-// prefix returns the first 8 bytes of b as a big-endian number, zero-padded.
-func prefix(b []byte) uint64 {
-	var p uint64
-	for i := range min(len(b), 8) {
-		p |= uint64(b[i]) << (56 - 8*i)
-	}
+// prefix returns the first 8 bytes of name, the last in the arena, as a big-endian number, zero-padded: read
+// at once with eight zero bytes appended behind the name for the time of the read.
+func (c *canonicalizer) prefix(name ref) uint64 {
+	var zeros [8]byte
+	c.arena = append(c.arena, zeros[:]...)
+	p := binary.BigEndian.Uint64(c.arena[name.off:])
+	c.arena = c.arena[:name.off+name.n]
 	return p
 }
 

@@ -147,7 +147,7 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 
 	if e.cache != nil {
 		if rec := e.cache.get(id, start); rec != nil {
-			return decideDuplicate(e, rec, req.Fingerprint, spec, start, ev)
+			return decideDuplicate(e, rec, true, req.Fingerprint, spec, start, ev)
 		}
 	}
 
@@ -182,15 +182,16 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 			// The store judged the record live at a slightly different instant; claim again.
 			continue
 		default:
-			return decideDuplicate(e, existing, req.Fingerprint, spec, now, ev)
+			return decideDuplicate(e, existing, false, req.Fingerprint, spec, now, ev)
 		}
 	}
 	ev.Outcome = OutcomeStoreError
 	return zero, &StoreError{Op: "claim", Err: fmt.Errorf("%w %d times in a row", ErrRecordChanged, e.cfg.maxAttempts)}
 }
 
-// decideDuplicate answers a request whose key is held by a live record.
-func decideDuplicate[Out any](e *Engine, rec *Record, fingerprint string, spec Spec[Out], now time.Time, ev *Event) (Result[Out], error) {
+// decideDuplicate answers a request whose key is held by a live record; cached says rec came from the local
+// cache, which then need not be told about it again.
+func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, fingerprint string, spec Spec[Out], now time.Time, ev *Event) (Result[Out], error) {
 	var zero Result[Out]
 	if rec.Fingerprint != fingerprint {
 		ev.Outcome = OutcomeMismatch
@@ -202,7 +203,9 @@ func decideDuplicate[Out any](e *Engine, rec *Record, fingerprint string, spec S
 			ev.Outcome = OutcomeStoreError
 			return zero, &StoreError{Op: "decode", Err: err}
 		}
-		e.cache.put(rec, now)
+		if !cached {
+			e.cache.put(rec, now)
+		}
 		ev.Outcome = OutcomeReplayed
 		return Result[Out]{Value: v, Outcome: OutcomeReplayed}, nil
 	}
@@ -272,12 +275,12 @@ func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, s
 			ev.StoreErr = e.release(ctx, rec)
 			return zero, err
 		case len(effects) > 0:
-			// The effects may or may not have committed. Releasing is safe (it is fenced and fails if the
-			// completion did commit) and lets a retry re-run a handler whose writes are conditional.
-			if rerr := e.release(ctx, rec); rerr != nil {
-				ev.StoreErr = rerr
+			committed, serr := e.releaseUncertain(ctx, rec, err)
+			if !committed {
+				ev.StoreErr = serr
+				return zero, &StoreError{Op: "complete", Err: err}
 			}
-			return zero, &StoreError{Op: "complete", Err: err}
+			// The transaction committed after all, effects included: the response is recorded (below).
 		default:
 			ev.StoreErr = &StoreError{Op: "complete", Err: err}
 			return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
@@ -307,12 +310,12 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 			// This attempt, an earlier one or a transport-level retry under it may have committed before its
 			// answer was lost; if the record is ours and COMPLETED, it did. A fence failure is rare, so the extra
 			// read costs nothing on the common path.
-			if got, gerr := e.store.Get(cctx, rec.ID, e.cfg.clock.Now()); gerr == nil && got != nil &&
-				got.Status == StatusCompleted && got.Owner == rec.Owner {
+			if ours, _ := e.completedByOwner(cctx, rec); ours {
 				return nil
 			}
 		}
-		if errors.Is(err, ErrFenced) || errors.Is(err, ErrEffectFailed) || errors.Is(err, ErrUnsupportedEffect) {
+		if errors.Is(err, ErrFenced) || errors.Is(err, ErrEffectFailed) || errors.Is(err, ErrUnsupportedEffect) ||
+			errors.Is(err, ErrPermanent) {
 			return err
 		}
 		timer := time.NewTimer(backoff)
@@ -324,6 +327,39 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 		}
 		backoff *= 2
 	}
+}
+
+// completedByOwner reports whether the record rec.ID is COMPLETED and held by rec.Owner: a completion of this claim
+// committed, whatever answer it gave. Owner tokens are random per claim, so no other invocation writes one.
+func (e *Engine) completedByOwner(ctx context.Context, rec Record) (bool, error) {
+	got, err := e.store.Get(ctx, rec.ID, e.cfg.clock.Now())
+	if err != nil {
+		return false, &StoreError{Op: "get", Err: err}
+	}
+	return got != nil && got.Status == StatusCompleted && got.Owner == rec.Owner, nil
+}
+
+// releaseUncertain releases the claim rec after its completion with effects failed with err, so that a retry can
+// re-run a handler whose writes are conditional. Whether the effects committed is unknown: the release is fenced,
+// and when it meets the fence the record is read. If it is COMPLETED by rec.Owner, the transaction committed and
+// only its answer was lost, and releaseUncertain reports committed. Otherwise it returns the failure to log: the
+// completion's, joined with the release's and the read's when they failed too.
+func (e *Engine) releaseUncertain(ctx context.Context, rec Record, err error) (committed bool, storeErr error) {
+	cerr := &StoreError{Op: "complete", Err: err}
+	rerr := e.release(ctx, rec)
+	if rerr == nil {
+		return false, cerr
+	}
+	if !errors.Is(rerr, ErrFenced) {
+		return false, errors.Join(cerr, rerr)
+	}
+	gctx, cancel := e.detached(ctx)
+	defer cancel()
+	ours, gerr := e.completedByOwner(gctx, rec)
+	if ours {
+		return true, nil
+	}
+	return false, errors.Join(cerr, rerr, gerr)
 }
 
 // release frees the claim after a handler error, a panic or an unrecorded response. A failure is returned for
