@@ -465,6 +465,16 @@ func TestLocalCache(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Replayed())
 	assert.Equal(t, claims+1, f.store.claims.Load())
+
+	// Hits do not extend an entry's time: the ttl bounds how stale a cached record can be.
+	f.clock.Advance(50 * time.Second)
+	_, err = f.run(ctx, request("k", "{}"), receipt{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, claims+1, f.store.claims.Load(), "a hit within the ttl")
+	f.clock.Advance(10 * time.Second)
+	_, err = f.run(ctx, request("k", "{}"), receipt{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, claims+2, f.store.claims.Load(), "a minute after the record was cached, though hit since")
 }
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
