@@ -72,6 +72,15 @@ sam-local: build $(LAMBDALOCAL) ## the Docker path: DynamoDB Local container + s
 bench: ## Go benchmarks with allocations
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+SOAK_DURATION ?= 3m
+
+# The soak is a bounded run on loopback: lambdalocal + DynamoDB Local, steady DynamoDB faults through a proxy, an
+# instance SIGKILLed every 20 s, POST /payments for SOAK_DURATION (at most 30m), then the checks of e2e/soak_test.go
+# and the final scan of every table. It stops by itself and stops everything it started.
+soak: deps ## faults, crashes and load for SOAK_DURATION (default 3m) through lambdalocal, then exactly-once checks
+	IDEMKIT_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags soak -run '^TestSoak$$' -timeout 45m -v ./e2e 2>&1 \
+		| grep -Ev '^\s*(\[(Payment|User)Function#|[0-9]{4}/[0-9]{2}/[0-9]{2} )' ; exit $${PIPESTATUS[0]}
+
 # Every fuzz target with the execution count docs/RELIABILITY.md reports (about 5 minutes on 2 cores). New
 # failing inputs land in the package's testdata/fuzz/ and then run in every `make test`.
 FUZZ_TARGETS := \

@@ -142,6 +142,17 @@ type crashRunner struct {
 // startCrashRunner starts the proxy and the runner, and stops both when the test ends.
 func startCrashRunner(t *testing.T, policy string) *crashRunner {
 	t.Helper()
+	env := map[string]string{}
+	if policy != "" {
+		env["IDEMPOTENCY_LEASE_POLICY"] = policy
+	}
+	return startProxiedRunner(t, env)
+}
+
+// startProxiedRunner starts a fault proxy in front of TestMain's DynamoDB Local and a second runner, one instance
+// per function, whose functions reach DynamoDB through it; env overrides PaymentFunction's environment.
+func startProxiedRunner(t *testing.T, env map[string]string) *crashRunner {
+	t.Helper()
 	cr := &crashRunner{
 		out:    &syncBuffer{},
 		inj:    faultinject.New(func(o *faultinject.Options) { o.IdempotencyTable = "IdempotencyTable" }),
@@ -162,9 +173,9 @@ func startCrashRunner(t *testing.T, policy string) *crashRunner {
 		"-template", filepath.Join(root, "template.yaml"),
 		"-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"-instances", "1"}
-	if policy != "" {
+	if len(env) > 0 {
 		envVars := filepath.Join(t.TempDir(), "env.json")
-		b, err := json.Marshal(map[string]map[string]string{"PaymentFunction": {"IDEMPOTENCY_LEASE_POLICY": policy}})
+		b, err := json.Marshal(map[string]map[string]string{"PaymentFunction": env})
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(envVars, b, 0o600))
 		args = append(args, "-env-vars", envVars)
@@ -290,32 +301,47 @@ func (cr *crashRunner) crashDuringCompletion(t *testing.T, key string, kind faul
 // in /proc, then each child's executable (<build dir>/PaymentFunction/bootstrap). Linux only.
 func (cr *crashRunner) paymentPID(t *testing.T) int {
 	t.Helper()
+	pid, err := cr.waitPaymentPID()
+	require.NoError(t, err)
+	return pid
+}
+
+// waitPaymentPID is paymentPID with an error, for goroutines other than the test's.
+func (cr *crashRunner) waitPaymentPID() (int, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var found []int
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cr.cmd.Process.Pid))
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
+		found := childrenRunning(cr.cmd.Process.Pid, filepath.Join("PaymentFunction", "bootstrap"))
+		if len(found) == 1 {
+			return found[0], nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("want one PaymentFunction process under runner pid %d, found %v", cr.cmd.Process.Pid, found)
+		}
+		<-time.After(20 * time.Millisecond) // polling for a process the runner is starting (no lease involved)
+	}
+}
+
+// childrenRunning lists the children of pid whose executable path ends in /suffix. Linux only.
+func childrenRunning(pid int, suffix string) []int {
+	var found []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(b)) {
+			child, err := strconv.Atoi(field)
 			if err != nil {
 				continue
 			}
-			for _, field := range strings.Fields(string(b)) {
-				pid, err := strconv.Atoi(field)
-				if err != nil {
-					continue
-				}
-				exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-				if err == nil && strings.HasSuffix(exe, string(filepath.Separator)+filepath.Join("PaymentFunction", "bootstrap")) {
-					found = append(found, pid)
-				}
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", child))
+			if err == nil && strings.HasSuffix(exe, string(filepath.Separator)+suffix) {
+				found = append(found, child)
 			}
 		}
-		if len(found) == 1 {
-			return found[0]
-		}
-		require.True(t, time.Now().Before(deadline), "want one PaymentFunction process under runner pid %d, found %v", cr.cmd.Process.Pid, found)
-		<-time.After(20 * time.Millisecond) // polling for a process the runner is starting (no lease involved)
 	}
+	return found
 }
 
 // crashScopeID is the idempotency record ID of POST /payments with key from an anonymous caller.
