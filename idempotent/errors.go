@@ -33,6 +33,10 @@ var (
 	// ErrEffectFailed: an effect's own condition failed, so neither the effects nor the completion were written.
 	// The claim is released so a retry runs the handler again.
 	ErrEffectFailed = errors.New("idempotent: effect condition failed; nothing was committed")
+	// ErrPermanent: the store refused a request that no retry can fix (for example DynamoDB's ValidationException:
+	// a malformed expression, an item over the size limit). A store wraps it into such failures, and the engine
+	// then stops retrying the completion instead of spending its whole budget on it.
+	ErrPermanent = errors.New("idempotent: the store refused the request; retrying cannot help")
 )
 
 // KeyError describes why a key is invalid. It wraps ErrInvalidKey.

@@ -275,12 +275,12 @@ func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, s
 			ev.StoreErr = e.release(ctx, rec)
 			return zero, err
 		case len(effects) > 0:
-			// The effects may or may not have committed. Releasing is safe (it is fenced and fails if the
-			// completion did commit) and lets a retry re-run a handler whose writes are conditional.
-			if rerr := e.release(ctx, rec); rerr != nil {
-				ev.StoreErr = rerr
+			committed, serr := e.releaseUncertain(ctx, rec, err)
+			if !committed {
+				ev.StoreErr = serr
+				return zero, &StoreError{Op: "complete", Err: err}
 			}
-			return zero, &StoreError{Op: "complete", Err: err}
+			// The transaction committed after all, effects included: the response is recorded (below).
 		default:
 			ev.StoreErr = &StoreError{Op: "complete", Err: err}
 			return Result[Out]{Value: out, Outcome: OutcomeExecuted}, nil
@@ -310,12 +310,12 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 			// This attempt, an earlier one or a transport-level retry under it may have committed before its
 			// answer was lost; if the record is ours and COMPLETED, it did. A fence failure is rare, so the extra
 			// read costs nothing on the common path.
-			if got, gerr := e.store.Get(cctx, rec.ID, e.cfg.clock.Now()); gerr == nil && got != nil &&
-				got.Status == StatusCompleted && got.Owner == rec.Owner {
+			if ours, _ := e.completedByOwner(cctx, rec); ours {
 				return nil
 			}
 		}
-		if errors.Is(err, ErrFenced) || errors.Is(err, ErrEffectFailed) || errors.Is(err, ErrUnsupportedEffect) {
+		if errors.Is(err, ErrFenced) || errors.Is(err, ErrEffectFailed) || errors.Is(err, ErrUnsupportedEffect) ||
+			errors.Is(err, ErrPermanent) {
 			return err
 		}
 		timer := time.NewTimer(backoff)
@@ -327,6 +327,39 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 		}
 		backoff *= 2
 	}
+}
+
+// completedByOwner reports whether the record rec.ID is COMPLETED and held by rec.Owner: a completion of this claim
+// committed, whatever answer it gave. Owner tokens are random per claim, so no other invocation writes one.
+func (e *Engine) completedByOwner(ctx context.Context, rec Record) (bool, error) {
+	got, err := e.store.Get(ctx, rec.ID, e.cfg.clock.Now())
+	if err != nil {
+		return false, &StoreError{Op: "get", Err: err}
+	}
+	return got != nil && got.Status == StatusCompleted && got.Owner == rec.Owner, nil
+}
+
+// releaseUncertain releases the claim rec after its completion with effects failed with err, so that a retry can
+// re-run a handler whose writes are conditional. Whether the effects committed is unknown: the release is fenced,
+// and when it meets the fence the record is read. If it is COMPLETED by rec.Owner, the transaction committed and
+// only its answer was lost, and releaseUncertain reports committed. Otherwise it returns the failure to log: the
+// completion's, joined with the release's and the read's when they failed too.
+func (e *Engine) releaseUncertain(ctx context.Context, rec Record, err error) (committed bool, storeErr error) {
+	cerr := &StoreError{Op: "complete", Err: err}
+	rerr := e.release(ctx, rec)
+	if rerr == nil {
+		return false, cerr
+	}
+	if !errors.Is(rerr, ErrFenced) {
+		return false, errors.Join(cerr, rerr)
+	}
+	gctx, cancel := e.detached(ctx)
+	defer cancel()
+	ours, gerr := e.completedByOwner(gctx, rec)
+	if ours {
+		return true, nil
+	}
+	return false, errors.Join(cerr, rerr, gerr)
 }
 
 // release frees the claim after a handler error, a panic or an unrecorded response. A failure is returned for

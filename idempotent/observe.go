@@ -65,8 +65,8 @@ type Event struct {
 	ID string
 	// Recorded is true when the handler's response was stored for replay.
 	Recorded bool
-	// StoreErr is a store failure that did not change the outcome, such as a failed completion or release after the
-	// handler ran. The key then stays claimed until its lease ends.
+	// StoreErr is a store failure after the handler ran, such as a failed completion or release; it is logged at
+	// ERROR and counted as store_error. Unless the claim was released, the key stays claimed until its lease ends.
 	StoreErr error
 	// Err is the error returned to the caller, if any.
 	Err error

@@ -16,16 +16,22 @@ type Store interface {
 	// When the conflicting record vanished before it could be read, it returns ErrRecordChanged so the caller can
 	// try again. When the live record is COMPLETED with the same fingerprint but its response was not kept, it
 	// returns an error wrapping ErrResponseUnavailable. Any other failure is returned as an error and nothing is known to have been written.
+	//
+	// A live INPROGRESS record held by c.Record.Owner is this very claim, written by an earlier attempt of the
+	// same write whose answer was lost (a transport-level retry): owner tokens are random per claim, so no one
+	// else holds it. Claim then succeeds and returns (nil, nil).
 	Claim(ctx context.Context, c Claim) (*Record, error)
 
 	// Complete replaces the INPROGRESS record rec.ID owned by rec.Owner with rec (status COMPLETED), together
 	// with effects in one atomic write. When the record is not INPROGRESS or has another owner, nothing is
 	// written and the error wraps ErrFenced. Effects are store-specific writes (see AddEffect); a store that
-	// cannot commit a given effect returns an error wrapping ErrUnsupportedEffect and writes nothing.
+	// cannot commit a given effect returns an error wrapping ErrUnsupportedEffect and writes nothing. A failure
+	// that no retry can fix should wrap ErrPermanent, so that the engine does not retry it.
 	Complete(ctx context.Context, rec Record, effects []Effect) error
 
-	// Release deletes the INPROGRESS record id if owner holds it. Otherwise nothing changes and the error
-	// wraps ErrFenced.
+	// Release deletes the INPROGRESS record id if owner holds it. When there is no record id, nothing of owner's
+	// remains (an earlier attempt of the same delete may have applied, its answer lost) and Release returns nil.
+	// When the record is COMPLETED or held by another owner, nothing changes and the error wraps ErrFenced.
 	Release(ctx context.Context, id, owner string) error
 
 	// Get returns the record id with a strongly consistent read, or nil when it is absent or expired at now.

@@ -10,11 +10,13 @@
 //     attribute_not_exists(id) OR expiration <= :now_s OR (status = INPROGRESS AND in_progress_expiration <= :now_ms),
 //     the last clause only under the takeover policy (idempotent.LeaseReRun). When the condition fails, the live
 //     record comes back in the same call (ReturnValuesOnConditionCheckFailure ALL_OLD); should DynamoDB leave it
-//     out, one consistent GetItem reads it.
+//     out, one consistent GetItem reads it. If that record is INPROGRESS with the claim's own owner token, an
+//     earlier attempt of the same PutItem was applied and only its answer lost (the SDK retried): the claim is won.
 //   - Complete: one PutItem of the COMPLETED item conditioned on status = INPROGRESS AND owner = :owner; with
 //     effects, one TransactWriteItems holding that Put and the effects, with a ClientRequestToken derived from the
 //     owner token.
-//   - Release: one DeleteItem with the same owner fence.
+//   - Release: one DeleteItem with the same owner fence, or attribute_not_exists(id): an absent record (an earlier
+//     attempt deleted it, its answer lost) is released already.
 //   - Get: one consistent GetItem.
 //
 // Through the engine a first request costs two calls (PutItem, PutItem), a duplicate, a payload mismatch or a
@@ -70,8 +72,10 @@
 //
 // # Errors
 //
-// A failed fence (the record is absent, COMPLETED or held by another owner) wraps idempotent.ErrFenced. SDK errors
-// are returned wrapped, after the SDK's standard retryer has dealt with throttling; this package adds no retries.
+// A failed fence (the record is absent, COMPLETED or held by another owner; for Release only the last two) wraps
+// idempotent.ErrFenced. A completion DynamoDB refuses as malformed (ValidationException) wraps
+// idempotent.ErrPermanent, so the engine does not retry it. SDK errors are returned wrapped, after the SDK's
+// standard retryer has dealt with throttling; this package adds no retries.
 //
 // # IAM
 //

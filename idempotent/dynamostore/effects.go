@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/idemkit/idemkit/idempotent"
 )
@@ -133,12 +132,11 @@ func (s *Store) txError(rec idempotent.Record, items []types.TransactWriteItem, 
 		}
 		return fmt.Errorf("dynamostore: complete %s: transaction cancelled (%s): %w", id, reasonCodes(reasons), err)
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" {
+	if invalid(err) {
 		// DynamoDB refused the request as malformed, almost always because of an effect (a bad expression, two
-		// operations on one item). Retrying cannot help, so it is reported as an effect this store cannot commit.
+		// operations on one item). Retrying cannot help.
 		return fmt.Errorf("dynamostore: complete %s: DynamoDB rejected the transaction (check the effects): %w (%w)",
-			id, idempotent.ErrUnsupportedEffect, err)
+			id, idempotent.ErrPermanent, err)
 	}
 	return fmt.Errorf("dynamostore: complete %s: %w", id, err)
 }

@@ -326,10 +326,10 @@ func TestFaults(t *testing.T) {
 		{name: "claim/connection reset", rule: faultRule(claim, reset, always), status: 503, attempts: 3, storeErr: true},
 		{name: "claim/timeout", rule: faultRule(claim, timeout, always), deadline: 100 * time.Millisecond, status: 503, attempts: 1, storeErr: true},
 		// The claim was written but its answer lost; the SDK's retry fails its condition on the record the first
-		// attempt wrote, which the engine cannot tell from another invocation's claim: the key is held, by nobody,
-		// until the lease ends. (Reported: Store.Claim could recognise its own owner token in ALL_OLD.)
-		{name: "claim/response lost", rule: faultRule(claim, lost, faultinject.Nth(1)), status: 409, attempts: 2, record: "INPROGRESS"},
-		{name: "claim/response lost, refuse policy", policy: idempotent.LeaseRefuse, rule: faultRule(claim, lost, faultinject.Nth(1)), status: 409, attempts: 2, record: "INPROGRESS"},
+		// attempt wrote, and Store.Claim recognises its own owner token in it (ALL_OLD): the claim is won and the
+		// handler runs, under either lease policy.
+		{name: "claim/response lost", rule: faultRule(claim, lost, faultinject.Nth(1)), status: 201, attempts: 2, ran: 1, record: "COMPLETED"},
+		{name: "claim/response lost, refuse policy", policy: idempotent.LeaseRefuse, rule: faultRule(claim, lost, faultinject.Nth(1)), status: 201, attempts: 2, ran: 1, record: "COMPLETED"},
 
 		// Completion without effects: the engine retries within its budget; if it still fails, the handler's
 		// response is returned, the failure logged and counted, and the key stays INPROGRESS until the lease ends.
@@ -353,32 +353,31 @@ func TestFaults(t *testing.T) {
 			status: 201, attempts: 2, ran: 1, record: "COMPLETED", storeErr: true},
 
 		// Completion with an effect (one TransactWriteItems): if it fails, the engine releases the key and
-		// answers 503; nothing was committed, so the retry runs the handler again and commits once.
+		// answers 503, logging and counting the completion's failure; nothing was committed, so the retry runs the
+		// handler again and commits once.
 		{name: "atomic/latency", kind: atomicEffect, rule: faultRule(tx, latency, always), status: 201, attempts: 1, ran: 1, record: "COMPLETED"},
 		{name: "atomic/throttle twice", kind: atomicEffect, rule: faultRule(tx, throttle, faultinject.First(2)), status: 201, attempts: 3, ran: 1, record: "COMPLETED"},
-		// storeErr false: the release succeeded, so the 503 is neither logged above DEBUG nor counted as
-		// store_error (reported as an observability gap).
-		{name: "atomic/throttle", kind: atomicEffect, rule: faultRule(tx, throttle, always), status: 503, ran: 1},
-		{name: "atomic/server error", kind: atomicEffect, rule: faultRule(tx, serverError, always), status: 503, ran: 1},
-		{name: "atomic/connection reset", kind: atomicEffect, rule: faultRule(tx, reset, always), status: 503, ran: 1},
-		{name: "atomic/timeout", kind: atomicEffect, rule: faultRule(tx, timeout, always), status: 503, attempts: 1, ran: 1},
+		{name: "atomic/throttle", kind: atomicEffect, rule: faultRule(tx, throttle, always), status: 503, ran: 1, storeErr: true},
+		{name: "atomic/server error", kind: atomicEffect, rule: faultRule(tx, serverError, always), status: 503, ran: 1, storeErr: true},
+		{name: "atomic/connection reset", kind: atomicEffect, rule: faultRule(tx, reset, always), status: 503, ran: 1, storeErr: true},
+		{name: "atomic/timeout", kind: atomicEffect, rule: faultRule(tx, timeout, always), status: 503, attempts: 1, ran: 1, storeErr: true},
 		// Ambiguous: the SDK retries with the same ClientRequestToken and DynamoDB answers the committed
 		// transaction with success.
 		{name: "atomic/response lost once", kind: atomicEffect, rule: faultRule(tx, lost, faultinject.Nth(1)), status: 201, attempts: 2, ran: 1, record: "COMPLETED"},
 		// The transaction committed, its answer was lost, then DynamoDB stops answering until the budget runs
-		// out: the engine cannot know it committed, answers 503 and tries to release; the fenced release fails
-		// (the record is COMPLETED) and that is logged. The retry replays.
+		// out: the engine tries to release, the fenced release fails, and reading the record shows it COMPLETED
+		// with the claim's own owner token: the transaction committed, so the handler's response is returned.
 		{name: "atomic/response lost, then unreachable", kind: atomicEffect, rule: faultRule(tx, lost, faultinject.Nth(1)), then: faultRule(tx, timeout, faultinject.From(2)),
-			status: 503, attempts: 2, ran: 1, record: "COMPLETED", storeErr: true},
+			status: 201, attempts: 2, ran: 1, record: "COMPLETED"},
 
 		// Release after an unrecorded (5xx) response: if it fails, the key stays INPROGRESS until the lease ends.
 		{name: "release/throttle twice", kind: failOnce, rule: faultRule(release, throttle, faultinject.First(2)), status: 500, attempts: 3, ran: 1},
 		{name: "release/throttle", kind: failOnce, rule: faultRule(release, throttle, always), status: 500, attempts: 3, ran: 1, record: "INPROGRESS", storeErr: true},
 		{name: "release/connection reset", kind: failOnce, rule: faultRule(release, reset, always), status: 500, attempts: 3, ran: 1, record: "INPROGRESS", storeErr: true},
 		{name: "release/timeout", kind: failOnce, rule: faultRule(release, timeout, always), status: 500, attempts: 1, ran: 1, record: "INPROGRESS", storeErr: true},
-		// The delete applied, its answer was lost; the SDK's retry finds no record and reports a fence failure,
-		// which is logged although the key is free (reported as a false alarm).
-		{name: "release/response lost once", kind: failOnce, rule: faultRule(release, lost, faultinject.Nth(1)), status: 500, attempts: 2, ran: 1, storeErr: true},
+		// The delete applied, its answer was lost; the SDK's retry finds no record, which is a successful
+		// release: the key is free and nothing is logged.
+		{name: "release/response lost once", kind: failOnce, rule: faultRule(release, lost, faultinject.Nth(1)), status: 500, attempts: 2, ran: 1},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -553,7 +552,7 @@ func checkObserved(t *testing.T, r *faultRig, sc faultScenario) {
 	assert.Equal(t, "idempotency store failed after the handler ran", line["msg"])
 	op := map[faultinject.Phase]string{
 		faultinject.PhaseComplete:       "store complete",
-		faultinject.PhaseAtomicComplete: "store release", // the completion's failure is the 503; the release's is logged
+		faultinject.PhaseAtomicComplete: "store complete",
 		faultinject.PhaseRelease:        "store release",
 	}[sc.rule.Phase]
 	assert.Contains(t, line["store_error"], op)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/idemkit/idemkit/idempotent"
 )
@@ -44,9 +45,11 @@ type Store struct {
 	opts   Options
 
 	// fence is the condition of Complete and Release: the record is INPROGRESS and held by :owner. The owner
-	// value is added per call.
-	fenceNames map[string]string
-	fenceCond  string
+	// value is added per call. Release's condition also accepts an absent record.
+	fenceNames   map[string]string
+	fenceCond    string
+	releaseNames map[string]string
+	releaseCond  string
 
 	// claim holds the claim condition without and with takeover, built once: only the instants change per call.
 	claim [2]claimExpr
@@ -87,6 +90,8 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	s := &Store{client: client, table: table, opts: o}
 	s.fenceCond = "#status = :inprogress AND #owner = :owner"
 	s.fenceNames = map[string]string{"#status": o.StatusAttr, "#owner": o.OwnerAttr}
+	s.releaseCond = "attribute_not_exists(#id) OR (" + s.fenceCond + ")"
+	s.releaseNames = map[string]string{"#id": o.IDAttr, "#status": o.StatusAttr, "#owner": o.OwnerAttr}
 	s.claim[0] = newClaimExpr(o, false)
 	s.claim[1] = newClaimExpr(o, true)
 	return s
@@ -205,6 +210,11 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 			return nil, fmt.Errorf("dynamostore: claim %s: conflicting record gone: %w", rec.ID, idempotent.ErrRecordChanged)
 		}
 	}
+	if old.rec.Status == idempotent.StatusInProgress && old.rec.Owner == rec.Owner {
+		// Our own claim: an earlier attempt of this PutItem was applied and its answer lost, and the SDK's retry
+		// met the item it wrote. Owner tokens are random per claim, so no other invocation holds this one.
+		return nil, nil
+	}
 	if old.tooLarge && old.rec.Fingerprint == rec.Fingerprint {
 		return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, ErrResponseTooLarge)
 	}
@@ -255,16 +265,28 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []i
 		}
 		return fmt.Errorf("dynamostore: complete %s: %s: %w", rec.ID, s.fenceReason(ccf.Item, rec.Owner), idempotent.ErrFenced)
 	}
+	if invalid(err) {
+		return fmt.Errorf("dynamostore: complete %s: %w (%w)", rec.ID, idempotent.ErrPermanent, err)
+	}
 	return fmt.Errorf("dynamostore: complete %s: %w", rec.ID, err)
 }
 
-// Release implements idempotent.Store with one DeleteItem conditioned on the fence.
+// invalid reports whether DynamoDB refused the request as malformed (ValidationException: a bad expression, an
+// item over 400 KB), which no retry can fix.
+func invalid(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+}
+
+// Release implements idempotent.Store with one DeleteItem conditioned on the fence or on the record's absence: a
+// retry whose first attempt deleted the record (its answer lost) succeeds, without relying on the old item that
+// a failed condition returns.
 func (s *Store) Release(ctx context.Context, id, owner string) error {
 	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 s.key(id),
-		ConditionExpression:                 aws.String(s.fenceCond),
-		ExpressionAttributeNames:            s.fenceNames,
+		ConditionExpression:                 aws.String(s.releaseCond),
+		ExpressionAttributeNames:            s.releaseNames,
 		ExpressionAttributeValues:           s.fenceValues(owner),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})

@@ -150,7 +150,9 @@ func TestClaimFallback(t *testing.T) {
 	ccf := &types.ConditionalCheckFailedException{Message: aws.String("The conditional request failed")}
 	conflict := func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, ccf }
 	s := New(fakeAPI{t: t, put: conflict}, "tbl")
-	live, err := s.item(record(), false)
+	holder := record()
+	holder.Owner = "owner-2" // another invocation's claim (our own is TestClaimOwnRecord's)
+	live, err := s.item(holder, false)
 	require.NoError(t, err)
 	expired := record()
 	expired.ExpiresAt = now
@@ -180,7 +182,7 @@ func TestClaimFallback(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, record().Owner, existing.Owner)
+			assert.Equal(t, holder.Owner, existing.Owner)
 		})
 	}
 
@@ -248,16 +250,16 @@ func TestCompleteWithEffects(t *testing.T) {
 			isNot: []error{idempotent.ErrFenced}, contains: "effect 1 (Update on table stock) failed: ConditionalCheckFailed: The conditional request failed",
 		},
 		"Conflict": {
-			err: txCancelled("None", "TransactionConflict", "None"), isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect},
+			err: txCancelled("None", "TransactionConflict", "None"), isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect, idempotent.ErrPermanent},
 			contains: "None, TransactionConflict, None",
 		},
 		"Invalid": {
 			err: &smithy.GenericAPIError{Code: "ValidationException", Message: "Transaction request cannot include multiple operations on one item"},
-			is:  []error{idempotent.ErrUnsupportedEffect},
+			is:  []error{idempotent.ErrPermanent}, isNot: []error{idempotent.ErrUnsupportedEffect},
 		},
 		"Throttled": {
 			err:   &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"},
-			isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect},
+			isNot: []error{idempotent.ErrFenced, idempotent.ErrEffectFailed, idempotent.ErrUnsupportedEffect, idempotent.ErrPermanent},
 		},
 	}
 	for name, tc := range cases {
@@ -378,6 +380,117 @@ func TestCompleteFence(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
+			require.ErrorIs(t, err, idempotent.ErrFenced)
+			assert.Contains(t, err.Error(), tc.reason)
+		})
+	}
+}
+
+// TestCompletePermanent: a completion DynamoDB refuses as malformed is marked permanent, so the engine does not
+// retry it; a throttled one is not.
+func TestCompletePermanent(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err       error
+		permanent bool
+	}{
+		"Invalid":   {err: &smithy.GenericAPIError{Code: "ValidationException", Message: "Item size has exceeded the maximum allowed size"}, permanent: true},
+		"Throttled": {err: &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}},
+		"Transport": {err: errors.New("read: connection reset by peer")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := New(fakeAPI{t: t, put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, tc.err }}, "tbl")
+			err := s.Complete(context.Background(), completedRecord(), nil)
+			require.ErrorIs(t, err, tc.err, "the SDK error stays reachable")
+			assert.Equal(t, tc.permanent, errors.Is(err, idempotent.ErrPermanent))
+		})
+	}
+}
+
+// TestClaimOwnRecord: a claim whose condition fails on an INPROGRESS record holding its own owner token (an SDK
+// retry after an applied attempt whose answer was lost) has won, whether the record comes back with the failure or
+// through the GetItem fallback. Any other record is returned.
+func TestClaimOwnRecord(t *testing.T) {
+	s := New(fakeAPI{t: t}, "tbl")
+	item := func(rec idempotent.Record) map[string]types.AttributeValue {
+		it, err := s.item(rec, false)
+		require.NoError(t, err)
+		return it
+	}
+	other := record()
+	other.Owner = "owner-2"
+	for name, tc := range map[string]struct {
+		old map[string]types.AttributeValue
+		won bool
+	}{
+		"Ours":           {old: item(record()), won: true},
+		"OtherOwner":     {old: item(other)},
+		"CompletedByUs":  {old: item(completedRecord())},
+		"OtherFinalised": {old: item(func() idempotent.Record { r := completedRecord(); r.Owner = "owner-2"; return r }())},
+	} {
+		for _, fallback := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/fallback=%v", name, fallback), func(t *testing.T) {
+				api := fakeAPI{t: t, put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+					if fallback {
+						return nil, &types.ConditionalCheckFailedException{}
+					}
+					return nil, &types.ConditionalCheckFailedException{Item: tc.old}
+				}}
+				if fallback {
+					api.get = func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) {
+						return &dynamodb.GetItemOutput{Item: tc.old}, nil
+					}
+				}
+				s.client = api
+				existing, err := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now, Takeover: true})
+				require.NoError(t, err)
+				if tc.won {
+					assert.Nil(t, existing, "the claim is ours")
+					return
+				}
+				require.NotNil(t, existing)
+				want, err := s.decode(tc.old)
+				require.NoError(t, err)
+				assert.Equal(t, want.rec, *existing)
+			})
+		}
+	}
+}
+
+// TestReleaseCondition: Release deletes the record when it is absent or INPROGRESS and ours, so a retry whose first
+// attempt deleted it succeeds; a record that is COMPLETED or held by another owner fails the condition and the
+// fence.
+func TestReleaseCondition(t *testing.T) {
+	var got *dynamodb.DeleteItemInput
+	var fail error
+	s := New(fakeAPI{t: t, del: func(in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
+		got = in
+		return &dynamodb.DeleteItemOutput{}, fail
+	}}, "tbl")
+	require.NoError(t, s.Release(context.Background(), record().ID, "owner-1"))
+	cond := aws.ToString(got.ConditionExpression)
+	for k, v := range got.ExpressionAttributeNames {
+		cond = strings.ReplaceAll(cond, k, v)
+	}
+	for k, v := range got.ExpressionAttributeValues {
+		cond = strings.ReplaceAll(cond, k, "'"+v.(*types.AttributeValueMemberS).Value+"'")
+	}
+	assert.Equal(t, "attribute_not_exists(id) OR (status = 'INPROGRESS' AND owner = 'owner-1')", cond)
+	assert.Equal(t, types.ReturnValuesOnConditionCheckFailureAllOld, got.ReturnValuesOnConditionCheckFailure)
+
+	other := record()
+	other.Owner = "owner-2"
+	for name, tc := range map[string]struct {
+		old    idempotent.Record
+		reason string
+	}{
+		"HeldByOthers": {old: other, reason: "record held by another invocation"},
+		"Completed":    {old: completedRecord(), reason: "record is COMPLETED"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			old, err := s.item(tc.old, false)
+			require.NoError(t, err)
+			fail = &types.ConditionalCheckFailedException{Item: old}
+			err = s.Release(context.Background(), record().ID, "owner-1")
 			require.ErrorIs(t, err, idempotent.ErrFenced)
 			assert.Contains(t, err.Error(), tc.reason)
 		})

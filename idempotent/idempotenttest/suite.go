@@ -49,6 +49,30 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 		}
 	})
 
+	t.Run("ClaimAgainBySameOwnerSucceeds", func(t *testing.T) {
+		// A transport-level retry of a claim whose first attempt was applied (its answer lost) meets the record
+		// that attempt wrote: the owner token proves it is this claim's, so the claim is won.
+		for _, takeover := range []bool{true, false} {
+			s, ctx := newStore(t), context.Background()
+			rec := inProgress(base)
+			mustClaim(t, s, rec, base)
+			existing, err := s.Claim(ctx, idempotent.Claim{Record: rec, Now: base, Takeover: takeover})
+			require.NoError(t, err)
+			require.Nil(t, existing, "takeover=%v: the record is this claim's own", takeover)
+			got, err := s.Get(ctx, rec.ID, base)
+			require.NoError(t, err)
+			assertRecord(t, rec, got)
+
+			// Once completed, the record is a replay for anyone, the same owner included.
+			done := completed(rec, base, []byte("r"))
+			require.NoError(t, s.Complete(ctx, done, nil))
+			existing, err = s.Claim(ctx, idempotent.Claim{Record: rec, Now: base, Takeover: takeover})
+			require.NoError(t, err)
+			require.NotNil(t, existing, "takeover=%v: a COMPLETED record is never claimed again", takeover)
+			assertRecord(t, done, existing)
+		}
+	})
+
 	t.Run("ClaimCompletedRecordReturnsItWithResponse", func(t *testing.T) {
 		s, ctx := newStore(t), context.Background()
 		rec := inProgress(base)
@@ -215,8 +239,20 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 			require.NoError(t, err)
 			assert.Equal(t, before, after)
 		}
-		s := newStore(t)
-		require.ErrorIs(t, s.Release(context.Background(), newToken(), newToken()), idempotent.ErrFenced, "absent record")
+	})
+
+	t.Run("ReleaseOfAbsentRecordSucceeds", func(t *testing.T) {
+		// A retry of a release whose first attempt was applied (its answer lost) finds no record: nothing of the
+		// owner's remains, which is what the release wanted.
+		s, ctx := newStore(t), context.Background()
+		require.NoError(t, s.Release(ctx, newToken(), newToken()), "never claimed")
+		rec := inProgress(base)
+		mustClaim(t, s, rec, base)
+		require.NoError(t, s.Release(ctx, rec.ID, rec.Owner))
+		require.NoError(t, s.Release(ctx, rec.ID, rec.Owner), "released already")
+		got, err := s.Get(ctx, rec.ID, base)
+		require.NoError(t, err)
+		assert.Nil(t, got)
 	})
 
 	t.Run("StaleOwnerCannotTouchNewClaim", func(t *testing.T) {

@@ -30,6 +30,9 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.records[c.Record.ID]; ok && !old.Claimable(c.Now, c.Takeover) {
+		if old.Status == idempotent.StatusInProgress && old.Owner == c.Record.Owner {
+			return nil, nil // this very claim, made before (see idempotent.Store)
+		}
 		return clone(old), nil
 	}
 	rec := c.Record
@@ -68,7 +71,10 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.records[id]
-	if !ok || old.Status != idempotent.StatusInProgress || old.Owner != owner {
+	if !ok {
+		return nil // nothing of owner's remains
+	}
+	if old.Status != idempotent.StatusInProgress || old.Owner != owner {
 		return fmt.Errorf("memstore: release %s: %w", id, idempotent.ErrFenced)
 	}
 	delete(s.records, id)

@@ -165,8 +165,8 @@ func TestPaymentFaults(t *testing.T) {
 	}{
 		{name: "claim throttled: refused before charging", rule: fault(faultinject.PhaseClaim, faultinject.Throttle, faultinject.Always()),
 			status: 503, attempts: 3},
-		{name: "claim answer lost: held until the lease ends", rule: fault(faultinject.PhaseClaim, faultinject.ResponseLost, faultinject.Nth(1)),
-			status: 409, attempts: 2, leaseEnd: true},
+		{name: "claim answer lost: the store recognises its own claim and the payment runs", rule: fault(faultinject.PhaseClaim, faultinject.ResponseLost, faultinject.Nth(1)),
+			status: 201, attempts: 2, calls: 1, paid: 1, replay: true},
 		{name: "completion throttled twice: the SDK retries", rule: fault(faultinject.PhaseAtomicComplete, faultinject.Throttle, faultinject.First(2)),
 			status: 201, attempts: 3, calls: 1, paid: 1, replay: true},
 		{name: "completion fails: nothing committed, key released", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ServerError, faultinject.Always()),
@@ -175,10 +175,10 @@ func TestPaymentFaults(t *testing.T) {
 			status: 503, attempts: 1, calls: 1},
 		{name: "completion answer lost once: the SDK's retry succeeds", rule: fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Nth(1)),
 			status: 201, attempts: 2, calls: 1, paid: 1, replay: true},
-		{name: "completion committed, answer lost, then DynamoDB unreachable: 503, then replayed",
+		{name: "completion committed, answer lost, then DynamoDB unreachable: the engine reads its own completion, 201",
 			rule:   fault(faultinject.PhaseAtomicComplete, faultinject.ResponseLost, faultinject.Nth(1)),
 			then:   fault(faultinject.PhaseAtomicComplete, faultinject.Timeout, faultinject.From(2)),
-			status: 503, attempts: 2, calls: 1, paid: 1, replay: true},
+			status: 201, attempts: 2, calls: 1, paid: 1, replay: true},
 		{name: "the service's own read throttled: 503, not recorded", rule: faultinject.Rule{Op: "GetItem", Table: paymentsTable, Fault: faultinject.Fault{Kind: faultinject.Throttle}},
 			status: 503, attempts: 3},
 	}
