@@ -387,6 +387,32 @@ func (s effectStore) Complete(ctx context.Context, rec idempotent.Record, effect
 	return s.flakyStore.Complete(ctx, rec, effects)
 }
 
+// permanentStore refuses every completion that carries effects as DynamoDB refuses an invalid transaction.
+type permanentStore struct{ *flakyStore }
+
+func (s permanentStore) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
+	if len(effects) > 0 {
+		return fmt.Errorf("ValidationException: %w", idempotent.ErrPermanent)
+	}
+	return s.flakyStore.Complete(ctx, rec, effects)
+}
+
+func TestPermanentStoreErrorIs500WithoutRetryAfter(t *testing.T) {
+	env := newEnv(t)
+	e := idempotent.New(permanentStore{env.store}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false))
+	calls := 0
+	send := restKind.wrap(e, func(ctx context.Context, _ string) (response, error) {
+		calls++
+		idempotent.AddEffect(ctx, "put payment")
+		return response{StatusCode: 201, Body: `{"id":"pay_1"}`}, nil
+	})
+	r, err := send(context.Background(), input{})
+	require.NoError(t, err)
+	assertProblem(t, r, http.StatusInternalServerError, "store-rejected")
+	assert.Empty(t, r.Headers["Retry-After"], "retrying cannot help")
+	assert.Equal(t, 1, calls, "a permanent refusal is not retried by the engine")
+}
+
 func TestEffectFailedIs409(t *testing.T) {
 	env := newEnv(t)
 	e := idempotent.New(effectStore{env.store}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false))

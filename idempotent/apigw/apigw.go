@@ -226,6 +226,13 @@ func (c *config) problemFor(err error) *problemResponse {
 		return c.problem(http.StatusConflict, "effect-failed", "Conflict",
 			"The request conflicted with a concurrent change and nothing was changed. Retry it with the same "+
 				"idempotency key.", time.Second)
+	case errors.Is(err, idempotent.ErrPermanent):
+		// The store refused the completion in a way no retry can fix (a ValidationException, say): a 503 with
+		// Retry-After would only invite the same failure. The completion was atomic and failed, so nothing was
+		// written; the key was released.
+		return c.problem(http.StatusInternalServerError, "store-rejected", "Internal server error",
+			"The request's result could not be stored, and retrying will not help; nothing was changed by this "+
+				"attempt. The function's log has the cause.", 0)
 	default: // *idempotent.StoreError, and anything the engine may add later: fail closed
 		return c.problem(http.StatusServiceUnavailable, "store-unavailable", "Service unavailable",
 			"The request could not be processed now and nothing was changed by this attempt. Retry it with the "+
