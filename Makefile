@@ -69,8 +69,15 @@ sam-local: build $(LAMBDALOCAL) ## the Docker path: DynamoDB Local container + s
 	$(LAMBDALOCAL) tables -template template.yaml -endpoint http://127.0.0.1:8000
 	sam local start-api --docker-network $(SAM_NETWORK) --env-vars env.json --port $(PORT)
 
-bench: ## Go benchmarks with allocations
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCH_COUNT ?= 6
+BENCH_OUT   ?= bench.txt
+
+# Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, the service end to end through lambdalocal)
+# BENCH_COUNT times into BENCH_OUT, then benchstat's summary. Compare two runs: benchstat old.txt bench.txt.
+bench: deps ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BENCH_OUT)
+	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 
 SOAK_DURATION ?= 3m
 
