@@ -257,38 +257,18 @@ func (d *reader) bool() bool {
 	return false
 }
 
-func (d *reader) stringMap() map[string]string {
-	if d.peek("null") {
-		d.i += 4
-		return nil
-	}
-	d.expect("{")
-	m := map[string]string{}
-	if d.peek("}") {
-		d.i++
-		return m
-	}
-	for d.ok {
-		k := d.string()
-		d.expect(":")
-		m[k] = d.string()
-		if d.peek(",") {
-			d.i++
-			continue
-		}
-		d.expect("}")
-		break
-	}
-	return m
-}
+func (d *reader) stringMap() map[string]string { return readObject(d, d.string) }
 
-func (d *reader) multiMap() map[string][]string {
+func (d *reader) multiMap() map[string][]string { return readObject(d, d.strings) }
+
+// readObject reads a JSON object (or null) whose members' values value reads.
+func readObject[V any](d *reader, value func() V) map[string]V {
 	if d.peek("null") {
 		d.i += 4
 		return nil
 	}
 	d.expect("{")
-	m := map[string][]string{}
+	m := map[string]V{}
 	if d.peek("}") {
 		d.i++
 		return m
@@ -296,7 +276,7 @@ func (d *reader) multiMap() map[string][]string {
 	for d.ok {
 		k := d.string()
 		d.expect(":")
-		m[k] = d.strings()
+		m[k] = value()
 		if d.peek(",") {
 			d.i++
 			continue
