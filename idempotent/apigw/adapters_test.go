@@ -377,58 +377,56 @@ func TestPanicReleasesAndRepanics(t *testing.T) {
 	}
 }
 
-// effectStore fails every completion that carries effects, as DynamoDB does when an effect's condition fails.
-type effectStore struct{ *flakyStore }
+// effectStore fails every completion that carries effects with err, as DynamoDB does when an effect's condition
+// fails (ErrEffectFailed) or when it refuses an invalid transaction (ErrPermanent).
+type effectStore struct {
+	*flakyStore
+	err error
+}
 
 func (s effectStore) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
 	if len(effects) > 0 {
-		return fmt.Errorf("transaction cancelled: %w", idempotent.ErrEffectFailed)
+		return s.err
 	}
 	return s.flakyStore.Complete(ctx, rec, effects)
 }
 
-// permanentStore refuses every completion that carries effects as DynamoDB refuses an invalid transaction.
-type permanentStore struct{ *flakyStore }
-
-func (s permanentStore) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
-	if len(effects) > 0 {
-		return fmt.Errorf("ValidationException: %w", idempotent.ErrPermanent)
+func TestFailedAtomicCompletion(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		status     int
+		problem    string
+		retryAfter string
+		calls      int // after a retry with the same key
+		why        string
+	}{
+		{"effect condition failed is 409", fmt.Errorf("transaction cancelled: %w", idempotent.ErrEffectFailed),
+			http.StatusConflict, "effect-failed", "1", 2, "nothing was committed, so the retry runs again"},
+		{"permanent refusal is 500 without Retry-After", fmt.Errorf("ValidationException: %w", idempotent.ErrPermanent),
+			http.StatusInternalServerError, "store-rejected", "", 1, "a permanent refusal is not retried by the engine"},
 	}
-	return s.flakyStore.Complete(ctx, rec, effects)
-}
-
-func TestPermanentStoreErrorIs500WithoutRetryAfter(t *testing.T) {
-	env := newEnv(t)
-	e := idempotent.New(permanentStore{env.store}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false))
-	calls := 0
-	send := restKind.wrap(e, func(ctx context.Context, _ string) (response, error) {
-		calls++
-		idempotent.AddEffect(ctx, "put payment")
-		return response{StatusCode: 201, Body: `{"id":"pay_1"}`}, nil
-	})
-	r, err := send(context.Background(), input{})
-	require.NoError(t, err)
-	assertProblem(t, r, http.StatusInternalServerError, "store-rejected")
-	assert.Empty(t, r.Headers["Retry-After"], "retrying cannot help")
-	assert.Equal(t, 1, calls, "a permanent refusal is not retried by the engine")
-}
-
-func TestEffectFailedIs409(t *testing.T) {
-	env := newEnv(t)
-	e := idempotent.New(effectStore{env.store}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false))
-	calls := 0
-	send := restKind.wrap(e, func(ctx context.Context, _ string) (response, error) {
-		calls++
-		idempotent.AddEffect(ctx, "put payment")
-		return response{StatusCode: 201, Body: `{"id":"pay_1"}`}, nil
-	})
-	r, err := send(context.Background(), input{})
-	require.NoError(t, err)
-	assertProblem(t, r, http.StatusConflict, "effect-failed")
-	assert.Equal(t, "1", r.Headers["Retry-After"])
-	_, err = send(context.Background(), input{})
-	require.NoError(t, err)
-	assert.Equal(t, 2, calls, "nothing was committed, so the retry runs again")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			e := idempotent.New(effectStore{env.store, tc.err}, idempotent.WithClock(env.clock), idempotent.WithDisabled(false))
+			calls := 0
+			send := restKind.wrap(e, func(ctx context.Context, _ string) (response, error) {
+				calls++
+				idempotent.AddEffect(ctx, "put payment")
+				return response{StatusCode: 201, Body: `{"id":"pay_1"}`}, nil
+			})
+			r, err := send(context.Background(), input{})
+			require.NoError(t, err)
+			assertProblem(t, r, tc.status, tc.problem)
+			assert.Equal(t, tc.retryAfter, r.Headers["Retry-After"])
+			if tc.calls > 1 {
+				_, err = send(context.Background(), input{})
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.calls, calls, tc.why)
+		})
+	}
 }
 
 // TestStaleInvocationCannotOverwrite: a first invocation outlives its lease, a retry takes the key over and
