@@ -388,8 +388,17 @@ func crashPayments(t *testing.T, key string) int {
 // still being INPROGRESS. It is the only way this test advances time, and it never sleeps.
 func endLease(t *testing.T, key string) {
 	t.Helper()
+	err := leaseEnded(context.Background(), key)
+	var ccf *types.ConditionalCheckFailedException
+	require.False(t, errors.As(err, &ccf), "the record is no longer INPROGRESS")
+	require.NoError(t, err)
+}
+
+// leaseEnded rewrites the key's lease end to a second ago, on the condition that the record is still INPROGRESS
+// (a *types.ConditionalCheckFailedException otherwise).
+func leaseEnded(ctx context.Context, key string) error {
 	past := time.Now().Add(-time.Second).UnixMilli()
-	_, err := dynamoClient().UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+	_, err := dynamoClient().UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String("IdempotencyTable"),
 		Key:                 map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: crashScopeID(key)}},
 		UpdateExpression:    aws.String("SET #lease = :past"),
@@ -402,7 +411,5 @@ func endLease(t *testing.T, key string) {
 			":inprogress": &types.AttributeValueMemberS{Value: "INPROGRESS"},
 		},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	require.False(t, errors.As(err, &ccf), "the record is no longer INPROGRESS")
-	require.NoError(t, err)
+	return err
 }
