@@ -33,14 +33,16 @@ func newTable(t testing.TB) func(*pgstore.Options) {
 // statements counts the statements a pool sends, by kind, through pgx's tracer hooks: single statements
 // (Exec, Query, QueryRow, and BEGIN/COMMIT/ROLLBACK, which pgx sends as statements) and each statement of a batch.
 type statements struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	last string // the last statement's text
 }
 
 func (s *statements) add(sql string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n[kind(sql)]++
+	s.last = sql
 }
 
 // kind names a statement by its first words: the store's statements start with their CTE's name.

@@ -98,12 +98,15 @@ FROM (VALUES (1)) AS one LEFT JOIN ` + t + ` AS cur ON cur.id = $1::text`,
 
 		holder: `SELECT status, owner = $2::text FROM ` + t + ` WHERE id = $1::text`,
 
-		// FOR UPDATE SKIP LOCKED: a row a claim is taking over at this moment is skipped rather than waited for,
-		// and one locked by the sweeper is re-checked by the claim (it then inserts anew). The outer condition
-		// repeats the expiry so that only rows still expired are deleted.
+		// The subquery reads the expiration index, oldest first, and locks at most $2 rows; the DELETE then finds
+		// them by primary key. FOR UPDATE re-checks the expiry on the latest version of each row it locks, so a
+		// record a claim took over since the snapshot is left alone, and SKIP LOCKED passes over a row a claim is
+		// taking over at this moment instead of waiting for it (a claim that waited for the sweeper finds the row
+		// gone and inserts anew). Once locked, a row cannot change before the DELETE, so the DELETE needs no
+		// condition of its own; one would make the planner read every expired row.
 		sweep: `DELETE FROM ` + t + ` WHERE id IN (
 	SELECT id FROM ` + t + ` WHERE expiration <= $1::timestamptz ORDER BY expiration LIMIT $2::integer FOR UPDATE SKIP LOCKED
-) AND expiration <= $1::timestamptz`,
+)`,
 	}
 }
 
