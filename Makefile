@@ -12,7 +12,7 @@ DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
+.PHONY: help deps postgres test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,7 +27,19 @@ $(DDB_STAMP): $(DDB_DIR)/package-lock.json
 deps: $(DDB_STAMP) ## download Go modules and the DynamoDB Local jar
 	$(GO) mod download
 
-test: deps ## every test, race detector on, integration tests against DynamoDB Local (started by the tests)
+# pgstore's tests start a throwaway PostgreSQL server from the binaries of Debian's postgresql package
+# (/usr/lib/postgresql/<major>/bin; IDEMKIT_POSTGRES_BIN points elsewhere). As root the package is installed when
+# missing; anyone else is told what to install.
+postgres: ## the PostgreSQL server binaries pgstore's tests run (apt-get install postgresql when missing, as root)
+	@if [ -n "$$IDEMKIT_POSTGRES_BIN" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "pgstore's tests need the PostgreSQL server binaries (initdb, postgres): install Debian's postgresql package (sudo apt-get install postgresql), or set IDEMKIT_POSTGRES_BIN to the directory that holds them" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing Debian's postgresql package for pgstore's tests"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+
+test: deps postgres ## every test, race detector on, integration tests against DynamoDB Local and PostgreSQL (started by the tests)
 	$(GO) test -race -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck (pinned)
@@ -75,7 +87,7 @@ BENCH_OUT   ?= bench.txt
 
 # Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, the service end to end through lambdalocal)
 # BENCH_COUNT times into BENCH_OUT, then benchstat's summary. Compare two runs: benchstat old.txt bench.txt.
-bench: deps ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
+bench: deps postgres ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BENCH_OUT)
 	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 

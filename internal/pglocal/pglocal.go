@@ -1,6 +1,6 @@
 // Package pglocal runs a throwaway PostgreSQL server for tests: initdb into a temporary directory, then the
 // postgres server in the foreground on a free loopback port, stopped by its PID. It uses the binaries of the
-// Debian/Ubuntu package (postgresql-15 installs them under /usr/lib/postgresql/15/bin; `make deps` installs the
+// Debian/Ubuntu package (postgresql-15 installs them under /usr/lib/postgresql/15/bin; `make postgres` installs the
 // package when it is missing).
 //
 // The server is a child of the test binary rather than a daemon started by pg_ctl: its PID is known, Stop ends it
@@ -49,7 +49,7 @@ const EnvBinDir = "IDEMKIT_POSTGRES_BIN"
 const SuperUser = "postgres"
 
 // ErrNotInstalled is returned when the PostgreSQL server binaries cannot be found.
-var ErrNotInstalled = errors.New("PostgreSQL server binaries not found: run `make deps` (as root it installs " +
+var ErrNotInstalled = errors.New("PostgreSQL server binaries not found: run `make postgres` (as root it installs " +
 	"Debian's postgresql package: apt-get install postgresql), or set " + EnvBinDir + " to the directory holding initdb and postgres")
 
 // Options configures Start. The zero value is ready to use.

@@ -54,5 +54,5 @@ func TestStartQueryRestartStop(t *testing.T) {
 func TestMissingBinariesFailClearly(t *testing.T) {
 	_, err := pglocal.Start(context.Background(), pglocal.Options{BinDir: t.TempDir()})
 	require.ErrorIs(t, err, pglocal.ErrNotInstalled)
-	assert.Contains(t, err.Error(), "make deps")
+	assert.Contains(t, err.Error(), "make postgres")
 }
