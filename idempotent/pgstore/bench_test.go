@@ -73,17 +73,22 @@ func BenchmarkPostgres(b *testing.B) {
 			}
 		}
 	}
-	run := func(b *testing.B, key func(i int) string, fn func(context.Context) (resp, error), baseline func(i int)) {
+	// keys is unique across the sub-benchmarks' repeated runs (-count).
+	var keys atomic.Int64
+	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	fresh := func() string { return prefix + "-" + strconv.FormatInt(keys.Add(1), 10) }
+	run := func(b *testing.B, key func() string, fn func(context.Context) (resp, error), baseline func(key string)) {
 		stmts.take()
 		var bareTime time.Duration
 		i := 0
 		for b.Loop() {
-			if _, err := idempotent.Run(ctx, engine, request(key(i), body), spec, fn); err != nil {
+			k := key()
+			if _, err := idempotent.Run(ctx, engine, request(k, body), spec, fn); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()
 			start := time.Now()
-			baseline(i)
+			baseline(k)
 			bareTime += time.Since(start)
 			b.StartTimer()
 			i++
@@ -96,21 +101,20 @@ func BenchmarkPostgres(b *testing.B) {
 		b.ReportMetric(float64(bareTime.Nanoseconds())/float64(i), "bare-ns/op")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(bareTime.Nanoseconds()), "ratio-vs-bare")
 	}
-	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
 
 	b.Run("FirstRequest", func(b *testing.B) {
-		run(b, func(i int) string { return prefix + "-first-" + strconv.Itoa(i) }, handler, func(i int) { bareFirst(prefix+"-first-"+strconv.Itoa(i), false) })
+		run(b, fresh, handler, func(key string) { bareFirst(key, false) })
 	})
 	b.Run("FirstRequestWithEffect", func(b *testing.B) {
-		run(b, func(i int) string { return prefix + "-effect-" + strconv.Itoa(i) }, withEffect, func(i int) { bareFirst(prefix+"-effect-"+strconv.Itoa(i), true) })
+		run(b, fresh, withEffect, func(key string) { bareFirst(key, true) })
 	})
 	b.Run("Duplicate", func(b *testing.B) {
-		dup := prefix + "-dup"
+		dup := fresh()
 		if _, err := idempotent.Run(ctx, engine, request(dup, body), spec, handler); err != nil {
 			b.Fatal(err)
 		}
 		id := scope.ID(dup)
-		run(b, func(int) string { return dup }, handler, func(int) {
+		run(b, func() string { return dup }, handler, func(string) {
 			var data []byte
 			if err := bare.QueryRow(ctx, `SELECT data FROM `+table+` WHERE id = $1`, id).Scan(&data); err != nil {
 				b.Fatal(err)

@@ -134,56 +134,50 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 		le := ceilMicro(rec.LeaseEnd)
 		leaseEnd = &le
 	}
-	now := floorMicro(c.Now)
 	var (
-		won bool
-		old idempotent.Record
+		won                       bool
+		status, validation, owner *string // NULL on the row of a won claim
+		expiration, lease         *time.Time
+		data                      []byte
 	)
-	row := s.db.QueryRow(ctx, s.sql.claim, rec.ID, ceilMicro(rec.ExpiresAt), leaseEnd, rec.Fingerprint, rec.Owner, now, c.Takeover)
-	var (
-		status     *string
-		expiration *time.Time
-	)
-	var lease *time.Time
-	var validation, owner *string
-	var data []byte
-	err := row.Scan(&won, &status, &expiration, &lease, &validation, &owner, &data)
+	err := s.db.QueryRow(ctx, s.sql.claim, rec.ID, ceilMicro(rec.ExpiresAt), leaseEnd, rec.Fingerprint, rec.Owner,
+		floorMicro(c.Now), c.Takeover).Scan(&won, &status, &expiration, &lease, &validation, &owner, &data)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		// The row exists (the upsert met it) but is not in this statement's snapshot: committed just now.
-		got, gerr := s.Get(ctx, rec.ID, c.Now)
-		if gerr != nil {
-			return nil, fmt.Errorf("pgstore: claim %s: %w", rec.ID, gerr)
-		}
-		if got == nil {
-			return nil, fmt.Errorf("pgstore: claim %s: conflicting record gone: %w", rec.ID, idempotent.ErrRecordChanged)
-		}
-		return s.conflict(ctx, c, got)
+		return s.reread(ctx, c)
 	case err != nil:
 		return nil, fmt.Errorf("pgstore: claim %s: %w", rec.ID, classify(err))
 	case won:
 		return nil, nil
 	}
+	var old idempotent.Record
 	if err := decodeInto(&old, rec.ID, *status, *expiration, lease, *validation, *owner, data); err != nil {
 		return nil, fmt.Errorf("pgstore: claim %s: %w", rec.ID, err)
 	}
 	if old.Claimable(c.Now, c.Takeover) {
 		// The snapshot shows a claimable record, yet the upsert, judging the latest version, did not take it: a
 		// concurrent claim took it first. Read what holds the key now.
-		got, gerr := s.Get(ctx, rec.ID, c.Now)
-		if gerr != nil {
-			return nil, fmt.Errorf("pgstore: claim %s: %w", rec.ID, gerr)
-		}
-		if got == nil {
-			return nil, fmt.Errorf("pgstore: claim %s: conflicting record gone: %w", rec.ID, idempotent.ErrRecordChanged)
-		}
-		return s.conflict(ctx, c, got)
+		return s.reread(ctx, c)
 	}
-	return s.conflict(ctx, c, &old)
+	return conflict(c, &old)
+}
+
+// reread answers a claim whose statement met a row its snapshot does not show as it is now, by reading the key
+// again: the live record, or idempotent.ErrRecordChanged when there is none any more.
+func (s *Store) reread(ctx context.Context, c idempotent.Claim) (*idempotent.Record, error) {
+	got, err := s.Get(ctx, c.Record.ID, c.Now)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: claim %s: %w", c.Record.ID, err)
+	}
+	if got == nil {
+		return nil, fmt.Errorf("pgstore: claim %s: conflicting record gone: %w", c.Record.ID, idempotent.ErrRecordChanged)
+	}
+	return conflict(c, got)
 }
 
 // conflict answers a claim that met the live record old.
-func (s *Store) conflict(_ context.Context, c idempotent.Claim, old *idempotent.Record) (*idempotent.Record, error) {
+func conflict(c idempotent.Claim, old *idempotent.Record) (*idempotent.Record, error) {
 	if old.Status == idempotent.StatusInProgress && old.Owner == c.Record.Owner {
 		// Our own claim: an earlier attempt of this statement committed and its answer was lost. Owner tokens
 		// are random per claim, so no other invocation holds this one.
