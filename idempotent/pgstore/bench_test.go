@@ -53,6 +53,7 @@ func BenchmarkPostgres(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer func() { _ = tx.Rollback(ctx) }() // after a failure, so the connection returns to the pool
 			if _, err := tx.Exec(ctx, `INSERT INTO `+effects+` (id, amount) VALUES ($1, $2)`, "bare_"+key, 4999); err != nil {
 				b.Fatal(err)
 			}

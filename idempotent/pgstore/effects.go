@@ -92,8 +92,10 @@ func (s *Store) completeTx(ctx context.Context, rec idempotent.Record, effects [
 	committed := false
 	defer func() {
 		if !committed {
-			// A rollback that fails leaves a broken connection, which pgx closes; the transaction dies with it.
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			// With ctx ended, or on a broken connection, pgx closes the connection instead, and the server rolls
+			// the transaction back when it sees it gone: either way nothing of it commits, and a dead network
+			// cannot hold the completion past its budget.
+			_ = tx.Rollback(ctx)
 		}
 	}()
 

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -56,7 +57,7 @@ func Run(m *testing.M) int {
 	mu.Lock()
 	defer mu.Unlock()
 	if pool != nil {
-		pool.Close()
+		closePool(pool)
 	}
 	if inst != nil {
 		if err := inst.Stop(); err != nil {
@@ -107,8 +108,24 @@ func NewPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Pool {
 	if err != nil {
 		t.Fatalf("pgtest: new pool: %v", err)
 	}
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { closePool(p) })
 	return p
+}
+
+// closePool closes p, waiting at most 10 s: pgxpool's Close waits for every acquired connection to be released,
+// and a failed test may have left one acquired (a transaction it never ended). Stopping the server then ends
+// such connections anyway; the test binary must not hang on them.
+func closePool(p *pgxpool.Pool) {
+	done := make(chan struct{})
+	go func() {
+		p.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		fmt.Fprintln(os.Stderr, "pgtest: a connection pool still had acquired connections after 10s (a test left a transaction open); closing without them")
+	}
 }
 
 var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
