@@ -300,3 +300,32 @@ func TestUnsupportedEffects(t *testing.T) {
 	}))
 	assert.True(t, ran)
 }
+
+// TestTxOptions: Options.TxOptions sets the isolation of the completion's transaction; the default is the
+// server's (read committed).
+func TestTxOptions(t *testing.T) {
+	ctx := context.Background()
+	opt := newTable(t)
+	for name, tc := range map[string]struct {
+		opts pgx.TxOptions
+		want string
+	}{
+		"Default":      {pgx.TxOptions{}, "read committed"},
+		"Serializable": {pgx.TxOptions{IsoLevel: pgx.Serializable}, "serializable"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := pgstore.New(pgtest.Pool(t), opt, func(o *pgstore.Options) { o.TxOptions = tc.opts })
+			assert.Equal(t, tc.opts, store.Options().TxOptions)
+			var isolation string
+			_, err := idempotent.Run(ctx, idempotent.New(store), request("iso-"+name, `{}`), idempotent.Spec[resp]{}, func(ctx context.Context) (resp, error) {
+				pgstore.AddFunc(ctx, func(ctx context.Context, tx pgx.Tx) error {
+					return tx.QueryRow(ctx, `SELECT current_setting('transaction_isolation')`).Scan(&isolation)
+				})
+				return resp{Status: 201}, nil
+			})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, isolation)
+		})
+	}
+	assert.Equal(t, pgstore.DefaultTable, pgstore.New(pgtest.Pool(t)).Options().Table)
+}
