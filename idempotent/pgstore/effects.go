@@ -31,7 +31,8 @@ type Statement struct {
 // PL/pgSQL (class P0) or any error of its own (not from PostgreSQL or the connection) fails the completion with
 // ErrEffectFailed: nothing commits and the key is freed. A lost connection or a serialization failure is
 // transient: the engine retries the completion, so fn may run more than once, each time in a new transaction of
-// which at most one commits.
+// which at most one commits. Write through tx, never through the pool: another connection would not be part of
+// the transaction, and with a small pool it may wait for the very connection the transaction holds.
 type Func func(ctx context.Context, tx pgx.Tx) error
 
 // Exec asks the engine to run sql with args in the same transaction as the completed record (see

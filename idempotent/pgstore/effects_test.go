@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -328,4 +329,32 @@ func TestTxOptions(t *testing.T) {
 		})
 	}
 	assert.Equal(t, pgstore.DefaultTable, pgstore.New(pgtest.Pool(t)).Options().Table)
+}
+
+// TestEffectsInEveryQueryMode: the batch of the fence and the Statement effects, and their row counts, work in
+// each of pgx's query modes, those without named prepared statements (RDS Proxy, PgBouncer) included.
+func TestEffectsInEveryQueryMode(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		t.Run(mode.String(), func(t *testing.T) {
+			payments, accounts := business(t)
+			pool := pgtest.NewPool(t, func(c *pgxpool.Config) { c.ConnConfig.DefaultQueryExecMode = mode })
+			store := pgstore.New(pool, newTable(t))
+			engine := idempotent.New(store)
+			var runs atomic.Int32
+
+			res, err := idempotent.Run(ctx, engine, request("ok", `{}`), idempotent.Spec[resp]{}, pay(payments, accounts, "p-ok", 60, &runs))
+			require.NoError(t, err)
+			assert.Equal(t, "p-ok", res.Value.Body)
+			assert.Equal(t, 40, balance(t, accounts))
+
+			_, err = idempotent.Run(ctx, engine, request("short", `{}`), idempotent.Spec[resp]{}, pay(payments, accounts, "p-short", 60, &runs))
+			require.ErrorIs(t, err, idempotent.ErrEffectFailed, "the debit affects no row")
+			assert.Equal(t, 40, balance(t, accounts))
+			assert.Equal(t, 1, count(t, payments, "true"))
+			got, err := store.Get(ctx, scope.ID("short"), time.Now())
+			require.NoError(t, err)
+			assert.Nil(t, got, "the key is free")
+		})
+	}
 }
