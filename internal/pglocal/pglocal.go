@@ -174,7 +174,11 @@ func (i *Instance) initdb(ctx context.Context) error {
 	cmd.SysProcAttr = sysProcAttr(i.cred)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pglocal: initdb in %s: %w\n%s", i.dataDir(), err, strings.TrimSpace(string(out)))
+		hint := ""
+		if i.cred != nil {
+			hint = fmt.Sprintf(" (initdb runs as UID %d, which must be able to reach %s: check TMPDIR)", i.cred.Uid, i.dir)
+		}
+		return fmt.Errorf("pglocal: initdb in %s%s: %w\n%s", i.dataDir(), hint, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
