@@ -64,6 +64,10 @@
 // a Statement or a Func. The completion is then one transaction: BEGIN; the fenced UPDATE and every Statement sent
 // together in one round trip (a pgx batch); the Funcs; COMMIT. Three round trips, plus the Funcs' own.
 //
+// The fenced UPDATE locks the record's row until COMMIT, so a duplicate that arrives meanwhile waits for the
+// transaction, then answers as its statement's snapshot saw the record: in progress (409 with Retry-After), and its
+// retry replays. Keep Funcs short, and bound every statement with a statement_timeout on the function's role.
+//
 // If an effect's condition fails, nothing commits, the engine releases the key and the request fails with an error
 // wrapping idempotent.ErrEffectFailed (HTTP 409, retry with the same key): an integrity constraint (SQLSTATE class
 // 23, including a deferred constraint checked at COMMIT), an exception raised by a trigger (class P0), a row count
