@@ -88,7 +88,8 @@ func TestEffectsCommitWithTheRecord(t *testing.T) {
 }
 
 // TestEffectsInvisibleUntilCompleted: while the completion's transaction is open, another connection sees neither
-// the effects nor a COMPLETED record; after the commit it sees both.
+// the effects nor a COMPLETED record, and a duplicate waits for the transaction; after the commit both are
+// visible.
 func TestEffectsInvisibleUntilCompleted(t *testing.T) {
 	payments, accounts := business(t)
 	store := pgstore.New(pgtest.Pool(t), newTable(t))
@@ -122,8 +123,18 @@ func TestEffectsInvisibleUntilCompleted(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, rec)
 	assert.Equal(t, idempotent.StatusInProgress, rec.Status, "nor the COMPLETED record")
+
+	// A duplicate now waits for the completion's row lock, then answers as its snapshot saw the record.
+	dup := make(chan error, 1)
+	go func() {
+		_, err := idempotent.Run(ctx, engine, request("pay-2", `{}`), idempotent.Spec[resp]{}, handler(&runs, "twice"))
+		dup <- err
+	}()
+	waitBlocked(t, "WITH claimed")
 	close(proceed)
 	require.NoError(t, wait(t, done, "the request"))
+	require.ErrorIs(t, wait(t, dup, "the duplicate"), idempotent.ErrInProgress)
+	assert.Equal(t, int32(1), runs.Load(), "the duplicate did not run the handler")
 	assert.Equal(t, 1, count(t, payments, "id = 'p2'"))
 	assert.Equal(t, 90, balance(t, accounts))
 	rec, err = store.Get(ctx, scope.ID("pay-2"), time.Now())
