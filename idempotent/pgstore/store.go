@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/idempotent"
 )
@@ -15,7 +15,6 @@ import (
 // DB is the part of a connection pool a Store uses. *pgxpool.Pool satisfies it (and so does a single *pgx.Conn,
 // though a Lambda function wants the pool: see the package documentation).
 type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error)
 }
@@ -34,7 +33,11 @@ type statements struct {
 	claim, get, complete, release, holder, sweep string
 }
 
-var _ idempotent.Store = (*Store)(nil)
+var (
+	_ idempotent.Store = (*Store)(nil)
+	_ DB               = (*pgxpool.Pool)(nil)
+	_ DB               = (*pgx.Conn)(nil)
+)
 
 // New returns a Store on the table named by Options.Table (default "idempotency"), which CreateTable or Schema's
 // statements create.
