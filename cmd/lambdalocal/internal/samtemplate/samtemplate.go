@@ -319,7 +319,7 @@ func httpAPIRoute(fn, ev string, props json.RawMessage) (Route, error) {
 	case path == "" || method == "":
 		return Route{}, fmt.Errorf("an HttpApi event needs both Path and Method, or neither for the $default route")
 	case !strings.HasPrefix(path, "/"):
-		return Route{}, fmt.Errorf("Path %q must start with /", path)
+		return Route{}, fmt.Errorf("path %q must start with /", path)
 	default:
 		rt.Path, rt.Method = path, method
 	}

@@ -162,7 +162,7 @@ func TestParseHTTPAPIEventErrors(t *testing.T) {
 	for _, tc := range []struct{ name, props, want string }{
 		{"PathWithoutMethod", "{Path: /orders}", "needs both Path and Method"},
 		{"MethodWithoutPath", "{Method: get}", "needs both Path and Method"},
-		{"RelativePath", "{Path: orders, Method: get}", `Path "orders" must start with /`},
+		{"RelativePath", "{Path: orders, Method: get}", `path "orders" must start with /`},
 		{"UnknownPayloadVersion", "{Path: /orders, Method: get, PayloadFormatVersion: '3.0'}", `PayloadFormatVersion "3.0"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
