@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,32 @@ func TestServeHTTPAPI(t *testing.T) {
 		assert.Equal(t, 200, resp.StatusCode)
 		assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		assert.JSONEq(t, `{"plain":"yes"}`, string(body))
+	})
+	t.Run("idemkit's apigw.HTTP adapter", func(t *testing.T) {
+		post := func(key, body string) (*http.Response, []byte) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/v2/orders", strings.NewReader(body))
+			require.NoError(t, err)
+			if key != "" {
+				req.Header.Set("Idempotency-Key", key)
+			}
+			return doRequest(t, req)
+		}
+		resp, first := post("order-1", `{"n":1}`)
+		require.Equal(t, 201, resp.StatusCode, string(first))
+		assert.Equal(t, "false", resp.Header.Get("Idempotent-Replayed"))
+		assert.JSONEq(t, `{"run":1,"body":"{\"n\":1}"}`, string(first))
+
+		resp, again := post("order-1", `{"n":1}`)
+		require.Equal(t, 201, resp.StatusCode, string(again))
+		assert.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
+		assert.Equal(t, string(first), string(again), "replayed byte for byte")
+
+		resp, other := post("order-1", `{"n":2}`)
+		assert.Equal(t, 422, resp.StatusCode, string(other))
+		assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+
+		resp, missing := post("", `{"n":1}`)
+		assert.Equal(t, 400, resp.StatusCode, string(missing))
 	})
 	assert.Contains(t, log.String(), "mounted ANY    "+srv.URL+"$default -> EchoV2Function")
 }
