@@ -153,13 +153,16 @@ func TestMakeClean(t *testing.T) {
 // make validate says which validator ran: cfn-lint with the SAM translator when both are installed, otherwise
 // goformation's schema through lambdalocal. The second is forced by a PATH without cfn-lint.
 func TestMakeValidate(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	require.NoError(t, err)
 	lambdalocal := filepath.Join(t.TempDir(), "lambdalocal") // not the repository's bin/
 	t.Run("goformation without cfn-lint", func(t *testing.T) {
-		path := filepath.Dir(goBin) + string(os.PathListSeparator) + "/usr/bin" + string(os.PathListSeparator) + "/bin"
-		require.NoFileExists(t, "/usr/bin/cfn-lint", "this PATH is meant to have no cfn-lint")
-		out, err := makeIn(t, root, []string{"PATH=" + path}, "validate", "LAMBDALOCAL="+lambdalocal)
+		// A PATH with go and make and nothing else, wherever cfn-lint is installed on this machine.
+		pathDir := t.TempDir()
+		for _, tool := range []string{"go", "make"} {
+			p, err := exec.LookPath(tool)
+			require.NoError(t, err)
+			require.NoError(t, os.Symlink(p, filepath.Join(pathDir, tool)))
+		}
+		out, err := makeIn(t, root, []string{"PATH=" + pathDir}, "validate", "LAMBDALOCAL="+lambdalocal)
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "cfn-lint with the SAM translator not found")
 		assert.Contains(t, out, "template.yaml: valid against goformation's CloudFormation + SAM schema")
