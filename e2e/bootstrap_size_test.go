@@ -120,6 +120,6 @@ func TestMakeBuildIsTheReleaseBuild(t *testing.T) {
 	}
 	require.NotEmpty(t, recipe, "Makefile has no build target")
 	assert.Contains(t, recipe, "CGO_ENABLED=0")
-	assert.Contains(t, recipe, `GOFLAGS="-tags=lambda.norpc -ldflags=-s"`)
+	assert.Contains(t, recipe, `GOFLAGS="-tags=lambda.norpc -ldflags=-s `)
 	assert.Contains(t, recipe, "sam build")
 }

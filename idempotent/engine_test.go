@@ -535,7 +535,8 @@ func TestMetricsAndLogs(t *testing.T) {
 
 	lines := bytes.Split(bytes.TrimSpace(metrics.Bytes()), []byte("\n"))
 	require.Len(t, lines, 2)
-	assert.JSONEq(t, fmt.Sprintf(`{"_aws":{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"idemkit","Dimensions":[["Service"]],"Metrics":[{"Name":"replayed","Unit":"Count"}]}]},"Service":"payments","replayed":1}`, t0.UnixMilli()), string(lines[1]))
+	assert.JSONEq(t, fmt.Sprintf(`{"_aws":{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"idemkit","Dimensions":[["Service"]],"Metrics":[{"Name":"replayed","Unit":"Count"}]}]},"Service":"payments","replayed":1,"level":"INFO","timestamp":%q}`,
+		t0.UnixMilli(), t0.UTC().Format(time.RFC3339Nano)), string(lines[1]))
 
 	var entry map[string]any
 	first := bytes.SplitN(logs.Bytes(), []byte("\n"), 2)[0]
@@ -545,6 +546,32 @@ func TestMetricsAndLogs(t *testing.T) {
 	assert.Contains(t, entry, "timestamp")
 	assert.Contains(t, entry, "message")
 	assert.NotContains(t, logs.String(), `"k"`, "the raw key is never logged")
+}
+
+// Lambda gives a JSON line without a valid level or timestamp the level INFO, so under ApplicationLogLevel WARN or
+// stricter an EMF document without them is dropped and its metric lost. Each document carries the level that
+// passes the function's filter (INFO unless the filter is stricter) and an RFC 3339 timestamp.
+func TestMetricsPassLogLevelFilter(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"", "INFO"}, {"TRACE", "INFO"}, {"debug", "INFO"}, {"INFO", "INFO"}, {"WARN", "WARN"}, {"warning", "WARN"},
+		{"error", "ERROR"}, {"FATAL", "FATAL"}, {"LOUD", "INFO"},
+	} {
+		t.Run("level="+tc.env, func(t *testing.T) {
+			t.Setenv("AWS_LAMBDA_LOG_LEVEL", tc.env)
+			var metrics bytes.Buffer
+			f := newFixture(t, idempotent.WithMetrics(&metrics, "idemkit", ""))
+			_, err := f.run(context.Background(), request("k", "{}"), receipt{N: 1}, nil)
+			require.NoError(t, err)
+			var doc map[string]any
+			require.NoError(t, json.Unmarshal(metrics.Bytes(), &doc), "one JSON document: %s", metrics.String())
+			assert.Equal(t, tc.want, doc["level"])
+			ts, ok := doc["timestamp"].(string)
+			require.True(t, ok, "timestamp is a string: %v", doc["timestamp"])
+			parsed, err := time.Parse(time.RFC3339Nano, ts)
+			require.NoError(t, err)
+			assert.True(t, parsed.Equal(t0), "timestamp %s is the clock's time %s", ts, t0)
+		})
+	}
 }
 
 func TestStatusAndOutcomeStrings(t *testing.T) {

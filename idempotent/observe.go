@@ -126,6 +126,7 @@ type metricsSink struct {
 	w         io.Writer
 	namespace string
 	service   string
+	level     string // the "level" of every document: see WithMetrics
 }
 
 type emfMetric struct {
@@ -160,6 +161,8 @@ func (m *metricsSink) emit(now time.Time, ev Event) {
 		dims = [][]string{{"Service"}}
 		doc["Service"] = m.service
 	}
+	doc["level"] = m.level
+	doc["timestamp"] = now.UTC().Format(time.RFC3339Nano)
 	doc["_aws"] = emfMeta{
 		Timestamp:         now.UnixMilli(),
 		CloudWatchMetrics: []emfDirective{{Namespace: m.namespace, Dimensions: dims, Metrics: metrics}},
@@ -197,6 +200,21 @@ func NewLogger(w io.Writer) *slog.Logger {
 			return a
 		},
 	}))
+}
+
+// metricsLevel is the level that Lambda's filter at AWS_LAMBDA_LOG_LEVEL v lets through and that still reads as
+// routine: INFO, unless the filter is stricter than INFO, in which case its own level.
+func metricsLevel(v string) string {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "WARN", "WARNING":
+		return "WARN"
+	case "ERROR":
+		return "ERROR"
+	case "FATAL":
+		return "FATAL"
+	default:
+		return "INFO"
+	}
 }
 
 func levelFromEnv(v string) slog.Level {

@@ -139,8 +139,16 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithMetrics writes one CloudWatch Embedded Metric Format document per request to w (os.Stdout in Lambda), with
 // a count per outcome under namespace and, when service is not empty, a "Service" dimension.
+//
+// Each document also carries "level" and "timestamp" (RFC 3339) so that Lambda's application log-level filter
+// lets it through: Lambda treats a JSON line without a valid level, or without a valid timestamp, as INFO and
+// drops it when ApplicationLogLevel is WARN or stricter, and a dropped line is a lost metric. The level is INFO,
+// or the stricter level AWS_LAMBDA_LOG_LEVEL names (WARN, ERROR, FATAL), read when the option is applied.
 func WithMetrics(w io.Writer, namespace, service string) Option {
-	return func(c *config) { c.metrics = &metricsSink{w: w, namespace: namespace, service: service} }
+	return func(c *config) {
+		c.metrics = &metricsSink{w: w, namespace: namespace, service: service,
+			level: metricsLevel(os.Getenv("AWS_LAMBDA_LOG_LEVEL"))}
+	}
 }
 
 // WithOutcomeHook calls fn after each request with what the engine decided. fn must be quick and safe for

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -21,6 +22,7 @@ type wrapConfig struct {
 	name        string
 	keyOptional bool
 	fields      []string
+	codec       any // a Codec[Out] for the Out of the handler passed to Wrap; nil means JSONCodec
 }
 
 // WithName sets the operation name the keys are scoped to (Scope.Route). Use distinct names for functions that
@@ -37,13 +39,34 @@ func WithPayloadFields(paths ...string) WrapOption {
 	return func(c *wrapConfig) { c.fields = append(c.fields, paths...) }
 }
 
+// WithCodec records the handler's results with c instead of JSONCodec. The default replays a result through
+// encoding/json, so a duplicate gets what JSON keeps: unexported fields are lost, a time.Time comes back with a
+// fixed offset instead of its Location, and an interface field comes back as a map. Give a codec when Out needs
+// more (Codec's contract: Decode(Encode(v)) must answer exactly as v would). Out must be the result type of the
+// handler given to Wrap; Wrap panics when it is not, as that is a programming error found at start-up.
+// Default: nil, JSONCodec.
+func WithCodec[Out any](c Codec[Out]) WrapOption {
+	return func(cfg *wrapConfig) { cfg.codec = c }
+}
+
 // Wrap makes any handler idempotent: the first input with a key runs h; later inputs with the same key get the
-// first result back (decoded from JSON) without running h, or an error from Run's list when the first is still
-// running or the payload differs. The payload fingerprint is the canonical JSON of the input.
+// first result back (decoded by the codec, JSON unless WithCodec) without running h, or an error from Run's list
+// when the first is still running or the payload differs. The payload fingerprint is the canonical JSON of the
+// input. An error of the key function is returned wrapped ("idempotent: key function: ..."), except a *KeyError,
+// which is returned as it is so that it reads and branches like the engine's own ErrInvalidKey.
 func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...WrapOption) Handler[In, Out] {
 	var cfg wrapConfig
 	for _, o := range opts {
 		o(&cfg)
+	}
+	var spec Spec[Out]
+	if cfg.codec != nil {
+		c, ok := cfg.codec.(Codec[Out])
+		if !ok {
+			var out Out
+			panic(fmt.Sprintf("idempotent: Wrap: WithCodec got a %T, which is not a Codec[%T] for the handler's result", cfg.codec, out))
+		}
+		spec.Codec = c
 	}
 	return func(ctx context.Context, in In) (Out, error) {
 		var zero Out
@@ -52,6 +75,10 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 		}
 		k, err := key(ctx, in)
 		if err != nil {
+			var ke *KeyError
+			if errors.As(err, &ke) {
+				return zero, err
+			}
 			return zero, fmt.Errorf("idempotent: key function: %w", err)
 		}
 		payload, err := json.Marshal(in)
@@ -69,24 +96,23 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 			Scope:       Scope{Route: cfg.name},
 			Fingerprint: Fingerprint("", cfg.name, payload),
 		}
-		res, err := Run(ctx, e, req, Spec[Out]{}, func(ctx context.Context) (Out, error) { return h(ctx, in) })
+		res, err := Run(ctx, e, req, spec, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		return res.Value, err
 	}
 }
 
-// FieldKey returns a KeyFunc that reads the key from a dot-separated JSON path of the input, such as
-// "idempotencyKey" or "order.id" (see JSONField). A missing field or JSON null means no key; an empty string is an
-// invalid key (*KeyError), not an absent one.
+// FieldKey returns a KeyFunc that reads the key from a dot-separated JSON path of the input as encoding/json
+// marshals it, such as "idempotencyKey" or "order.id" (see JSONField): a string field, or a number (as written).
+// The field is read after In was decoded into Go values, where an absent key and an empty one are the same zero
+// string, so a missing field, JSON null and "" all mean no key: ErrMissingKey, or no idempotency at all under
+// WithKeyOptional. An object, array or boolean at the path is a *KeyError (ErrInvalidKey).
 func FieldKey[In any](path string) KeyFunc[In] {
 	return func(_ context.Context, in In) (string, error) {
 		doc, err := json.Marshal(in)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("encode input to read %q: %w", path, err)
 		}
-		k, found, err := JSONField(doc, path)
-		if err == nil && found && k == "" {
-			err = &KeyError{Reason: "empty"}
-		}
+		k, _, err := JSONField(doc, path)
 		return k, err
 	}
 }

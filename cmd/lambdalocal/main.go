@@ -1,11 +1,12 @@
 // Command lambdalocal runs the SAM template's Go functions locally without Docker:
-// API Gateway (REST, proxy integration) in front, each function's own bootstrap
+// API Gateway (REST and HTTP APIs, proxy integration) in front, each function's own bootstrap
 // behind the Lambda Runtime API, DynamoDB Local for the tables.
 //
 //	lambdalocal serve  [-template template.yaml] [-addr 127.0.0.1:3000] [-instances 2] [-env-vars env.json] [-db-port 8000]
 //	lambdalocal invoke -function PaymentFunction -event events/payment-create.json [-template template.yaml] [-env-vars env.json]
 //	lambdalocal db     [-port 8000]
 //	lambdalocal tables [-template template.yaml] [-endpoint http://127.0.0.1:8000]
+//	lambdalocal validate [-template template.yaml]
 //
 // PORT overrides the port of -addr. AWS_ENDPOINT_URL_DYNAMODB, when set, is used
 // instead of starting DynamoDB Local.
@@ -20,10 +21,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/idemkit/idemkit/cmd/lambdalocal/internal/runner"
+	"github.com/idemkit/idemkit/cmd/lambdalocal/internal/samtemplate"
 )
 
 func main() {
@@ -39,6 +42,7 @@ commands:
   invoke  run one function once on an event and print its response
   db      run DynamoDB Local alone on 127.0.0.1:8000
   tables  create the template's tables (with TTL) on a running DynamoDB
+  validate check the template against goformation's CloudFormation + SAM schema
 
 Run "lambdalocal <command> -h" for the flags of a command.
 `
@@ -62,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = db(ctx, args[1:], stderr)
 	case "tables":
 		err = tables(ctx, args[1:], stderr)
+	case "validate":
+		err = validate(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -174,4 +180,32 @@ func tables(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return runner.Tables(ctx, *template, *endpoint, stderr)
+}
+
+// errInvalid reports that validate found violations; they are already printed.
+var errInvalid = errors.New("the template does not match the schema")
+
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	template := fs.String("template", "template.yaml", "SAM template")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(*template)
+	if err != nil {
+		return err
+	}
+	violations, err := samtemplate.Validate(data, strings.HasSuffix(*template, ".json"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", *template, err)
+	}
+	for _, v := range violations {
+		fmt.Fprintf(stdout, "%s: %s\n", *template, v)
+	}
+	if len(violations) > 0 {
+		return fmt.Errorf("%s: %d violations: %w", *template, len(violations), errInvalid)
+	}
+	fmt.Fprintf(stdout, "%s: valid against goformation's CloudFormation + SAM schema\n", *template)
+	return nil
 }

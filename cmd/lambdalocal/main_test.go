@@ -32,3 +32,26 @@ func TestRunUsage(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name, template string
+		code           int
+		stdout         string
+	}{
+		{"valid", "internal/samtemplate/testdata/httpapi.yaml", 0, "valid against goformation's CloudFormation + SAM schema"},
+		{"invalid", "internal/samtemplate/testdata/invalid.yaml", 1, "Additional property MemorySise is not allowed"},
+		{"missing", "testdata/no-such-template.yaml", 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"validate", "-template", tc.template}, nil, &stdout, &stderr)
+			assert.Equal(t, tc.code, code, stderr.String())
+			assert.Contains(t, stdout.String(), tc.stdout)
+			if tc.code != 0 {
+				assert.Contains(t, stderr.String(), tc.template)
+				assert.NotContains(t, stdout.String(), "valid against")
+			}
+		})
+	}
+}

@@ -4,8 +4,8 @@ import (
 	"log/slog"
 )
 
-// Default attribute names: those of Powertools for AWS Lambda, so a table can be shared and operators recognise it
-// (CONTRACT §2). DefaultDataEncodingAttr is idemkit's own.
+// Default attribute names: those of Powertools for AWS Lambda, so a table can be shared and operators recognise it.
+// DefaultDataEncodingAttr is idemkit's own.
 const (
 	DefaultIDAttr                   = "id"
 	DefaultStatusAttr               = "status"

@@ -26,7 +26,7 @@ import (
 const EnvDir = "DYNAMODB_LOCAL_DIR"
 
 // Region, AccessKeyID and SecretAccessKey are the dummy settings every local
-// client uses (CONTRACT section 4). DynamoDB Local checks only that they are present.
+// client uses (the README's Configuration). DynamoDB Local checks only that they are present.
 const (
 	Region          = "us-east-1"
 	AccessKeyID     = "idemkitlocal"

@@ -20,8 +20,8 @@ import (
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
 )
 
-// Environment variables of the functions (CONTRACT §4) and their local defaults: the template's logical IDs,
-// which is also what `make run` names the tables it creates.
+// Environment variables of the functions (declared in template.yaml) and their local defaults: the template's
+// logical IDs, which is also what `make run` names the tables it creates.
 const (
 	EnvIdempotencyTable = "IDEMPOTENCY_TABLE"
 	EnvPaymentsTable    = "PAYMENTS_TABLE"

@@ -1,5 +1,6 @@
 // Package payment is the business logic of the example service's payment function: POST /payments charges a
-// card once per idempotency scope and stores the payment; GET /payments/{id} returns it (CONTRACT §3).
+// card once per idempotency scope and stores the payment; GET /payments/{id} returns it. The HTTP API it serves is
+// described in the repository's README ("Walkthrough") and held to by the e2e tests.
 //
 // # Exactly one charge, in layers
 //

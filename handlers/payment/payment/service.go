@@ -350,7 +350,7 @@ func (s *Service) scopeID(ctx context.Context, req events.APIGatewayProxyRequest
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// validKey applies the key grammar of CONTRACT §1: 1-255 visible ASCII characters.
+// validKey applies the engine's key grammar (idempotent.ValidateKey): 1-255 visible ASCII characters.
 func validKey(k string) bool {
 	if len(k) == 0 || len(k) > 255 {
 		return false

@@ -1,5 +1,6 @@
 // Package user is the business logic of the example service's user function: POST /users registers a user
-// whose e-mail address is unique, GET /users/{id} returns one (CONTRACT §3).
+// whose e-mail address is unique, GET /users/{id} returns one. The HTTP API it serves is described in the
+// repository's README ("Walkthrough") and held to by the e2e tests.
 //
 // # Key design
 //
@@ -24,6 +25,6 @@
 //
 // The name is trimmed and must be 1-100 characters without control characters. The e-mail must be a bare
 // addr-spec that net/mail accepts, with a dotted domain, at most 254 characters; it is trimmed and lower-cased
-// as a whole before it is stored, compared or returned (providers treat local parts case-insensitively, and
-// CONTRACT §3 asks for case-insensitive uniqueness).
+// as a whole before it is stored, compared or returned (providers treat local parts case-insensitively, and two
+// addresses that differ only in case must count as one registration).
 package user

@@ -68,6 +68,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 		return tooLong(w), target
 	}
 	route, params, ok := g.Router.Match(r.Method, r.URL.Path)
+	if !ok && g.Router.HTTPAPIOnly() {
+		return httpAPIError(w, http.StatusNotFound, "Not Found"), target
+	}
 	if !ok {
 		return gatewayError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"), target
 	}
@@ -79,6 +82,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 	now := time.Now
 	if g.Now != nil {
 		now = g.Now
+	}
+	if route.HTTPAPI {
+		return g.serveHTTPAPI(w, r, body, fn, RequestInfo{
+			Route: route, PathParameters: params, RequestID: requestID, Time: now(),
+		}), target
 	}
 	ev := NewEvent(r, body, RequestInfo{
 		Route: route, PathParameters: params, RequestID: requestID, Stage: g.Stage,

@@ -8,10 +8,20 @@ import (
 
 // Route binds a resource path and method to a function.
 type Route struct {
-	Path     string // resource template: /payments/{id}, /files/{proxy+}
+	Path     string // resource template: /payments/{id}, /files/{proxy+}; or DefaultRoute (HTTP API only)
 	Method   string // upper case, or ANY
 	Function string
+	// HTTPAPI marks a route of an HTTP API (a SAM HttpApi event); false is a REST API route. Payload is an HTTP
+	// API route's payload format version, "2.0" or "1.0"; empty means "2.0". REST routes always use 1.0.
+	HTTPAPI bool
+	Payload string
 }
+
+// DefaultRoute is the path of an HTTP API's $default route: it receives every request no other route matches.
+const DefaultRoute = "$default"
+
+// PayloadV2 reports whether the function gets the HTTP API payload format 2.0 (events.APIGatewayV2HTTPRequest).
+func (r *Route) PayloadV2() bool { return r.HTTPAPI && r.Payload != "1.0" }
 
 type segKind int
 
@@ -35,6 +45,10 @@ type compiled struct {
 // Router matches request paths against the routes of a template.
 type Router struct {
 	routes []compiled
+	// fallback is the $default route, if any; it matches only when no other route does.
+	fallback *Route
+	// rest counts REST API routes: without any, an unmatched request gets the HTTP API's 404.
+	rest int
 }
 
 // NewRouter validates and compiles routes.
@@ -42,6 +56,20 @@ func NewRouter(routes []Route) (*Router, error) {
 	r := &Router{}
 	seen := map[string]string{}
 	for _, rt := range routes {
+		if !rt.HTTPAPI {
+			r.rest++
+		}
+		if rt.Path == DefaultRoute {
+			if !rt.HTTPAPI {
+				return nil, fmt.Errorf("route %s (%s): $default is a route of HTTP APIs only", rt.Path, rt.Function)
+			}
+			if r.fallback != nil {
+				return nil, fmt.Errorf("route $default is declared by both %s and %s", r.fallback.Function, rt.Function)
+			}
+			rt.Method = "ANY"
+			r.fallback = &rt
+			continue
+		}
 		segs, err := parsePath(rt.Path)
 		if err != nil {
 			return nil, fmt.Errorf("route %s %s (%s): %w", rt.Method, rt.Path, rt.Function, err)
@@ -61,12 +89,19 @@ func NewRouter(routes []Route) (*Router, error) {
 func (r *Router) Routes() []Route {
 	c := append([]compiled(nil), r.routes...)
 	sort.SliceStable(c, func(i, j int) bool { return moreSpecific(c[i], c[j]) })
-	out := make([]Route, len(c))
+	out := make([]Route, len(c), len(c)+1)
 	for i := range c {
 		out[i] = c[i].Route
 	}
+	if r.fallback != nil {
+		out = append(out, *r.fallback)
+	}
 	return out
 }
+
+// HTTPAPIOnly reports whether every route belongs to an HTTP API, so that a request no route matches gets the
+// HTTP API's answer (404) rather than the REST API's (403).
+func (r *Router) HTTPAPIOnly() bool { return r.rest == 0 && (len(r.routes) > 0 || r.fallback != nil) }
 
 // Match finds the route for method and path, with the path parameters it binds.
 func (r *Router) Match(method, path string) (*Route, map[string]string, bool) {
@@ -89,6 +124,10 @@ func (r *Router) Match(method, path string) (*Route, map[string]string, bool) {
 		}
 	}
 	if best == nil {
+		if r.fallback != nil {
+			rt := *r.fallback
+			return &rt, nil, true
+		}
 		return nil, nil, false
 	}
 	rt := best.Route

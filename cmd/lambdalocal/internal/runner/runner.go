@@ -33,7 +33,7 @@ import (
 // is set in the runner's environment, that DynamoDB is used and none is started.
 const EnvDynamoDBEndpoint = "AWS_ENDPOINT_URL_DYNAMODB"
 
-// DefaultDBPort is where `make run` and `make db` put DynamoDB Local (CONTRACT section 5).
+// DefaultDBPort is where `make run` and `make db` put DynamoDB Local unless told otherwise (the Makefile's DDB_PORT).
 const DefaultDBPort = 8000
 
 // Options configure a Stack.
@@ -413,7 +413,7 @@ func Serve(ctx context.Context, opts ServeOptions) (*Server, error) {
 	var routes []gateway.Route
 	for _, r := range stack.Template.Routes() {
 		if _, ok := stack.Pools[r.Function]; ok {
-			routes = append(routes, gateway.Route{Path: r.Path, Method: r.Method, Function: r.Function})
+			routes = append(routes, gateway.Route{Path: r.Path, Method: r.Method, Function: r.Function, HTTPAPI: r.HTTPAPI, Payload: r.PayloadFormat})
 		}
 	}
 	router, err := gateway.NewRouter(routes)

@@ -1,11 +1,11 @@
 // Package samtemplate reads the parts of an AWS SAM template that the local runner
-// needs: Go functions on a provided.* runtime with their API Gateway (REST) events,
-// and the DynamoDB tables to create.
+// needs: Go functions on a provided.* runtime with their API Gateway events (REST
+// `Type: Api` and HTTP API `Type: HttpApi`), and the DynamoDB tables to create.
 //
 // goformation's intrinsic processor turns the YAML (short tags such as !Ref, !GetAtt
 // and !Sub included) into plain JSON. Its Ref only resolves parameters, so it is
 // overridden here with what a local stack needs: Ref to a resource gives its logical
-// ID, which is also the local table name (CONTRACT section 4). The resolved JSON is
+// ID, which is also the local table name (as the runner creates the tables). The resolved JSON is
 // then decoded into small tolerant structs rather than goformation's generated types:
 // those lack LoggingConfig, do not apply Globals, pick an event's type by a JSON-length
 // heuristic, and reject an environment value written as a YAML number.
@@ -73,13 +73,23 @@ type Function struct {
 	Routes              []Route
 }
 
-// Route is one `Type: Api` event of a function.
+// Route is one `Type: Api` (REST API) or `Type: HttpApi` (HTTP API) event of a function.
 type Route struct {
 	Function string
 	Event    string // the event's name in the template
-	Path     string // resource path template, e.g. /payments/{id} or /{proxy+}
-	Method   string // upper case; ANY matches every method
+	// Path is the resource path template, e.g. /payments/{id} or /{proxy+}, or DefaultRoute for an HttpApi
+	// event without Path and Method (the route of every request no other route matches).
+	Path   string
+	Method string // upper case; ANY matches every method
+	// HTTPAPI marks an HttpApi event. PayloadFormat is its PayloadFormatVersion: "2.0" (SAM's default) or
+	// "1.0". Both are empty for a REST event, whose payload is always 1.0.
+	HTTPAPI       bool
+	PayloadFormat string
 }
+
+// DefaultRoute is the Path of an HttpApi event that declares neither Path nor Method: API Gateway's $default
+// route, which receives every request no other route of the API matches.
+const DefaultRoute = "$default"
 
 // Table is a DynamoDB table to create locally, named after its logical ID.
 type Table struct {
@@ -272,12 +282,48 @@ func (t *Template) addFunction(name string, props json.RawMessage, g *rawFunctio
 				return fmt.Errorf("event %s: Method is required", ev)
 			}
 			f.Routes = append(f.Routes, Route{Function: name, Event: ev, Path: api.Path, Method: method})
+		case "HttpApi":
+			rt, err := httpAPIRoute(name, ev, e.Properties)
+			if err != nil {
+				return fmt.Errorf("event %s: %w", ev, err)
+			}
+			f.Routes = append(f.Routes, rt)
 		default:
-			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: event %s of type %s is not served locally (only Type: Api, the REST v1 payload)", name, ev, e.Type))
+			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: event %s of type %s is not served locally (only Type: Api and Type: HttpApi)", name, ev, e.Type))
 		}
 	}
 	t.Functions[name] = f
 	return nil
+}
+
+// httpAPIRoute reads an HttpApi event as SAM does: Path and Method name a route; neither names the $default
+// route; PayloadFormatVersion defaults to 2.0.
+func httpAPIRoute(fn, ev string, props json.RawMessage) (Route, error) {
+	var api rawHTTPAPIEvent
+	if err := json.Unmarshal(orEmpty(props), &api); err != nil {
+		return Route{}, err
+	}
+	rt := Route{Function: fn, Event: ev, HTTPAPI: true, PayloadFormat: string(api.PayloadFormatVersion)}
+	switch rt.PayloadFormat {
+	case "", "2", "2.0": // an unquoted YAML 2.0 is the number 2
+		rt.PayloadFormat = "2.0"
+	case "1", "1.0":
+		rt.PayloadFormat = "1.0"
+	default:
+		return Route{}, fmt.Errorf("PayloadFormatVersion %q: API Gateway knows 1.0 and 2.0", rt.PayloadFormat)
+	}
+	path, method := string(api.Path), strings.ToUpper(string(api.Method))
+	switch {
+	case path == "" && method == "":
+		rt.Path, rt.Method = DefaultRoute, "ANY"
+	case path == "" || method == "":
+		return Route{}, fmt.Errorf("an HttpApi event needs both Path and Method, or neither for the $default route")
+	case !strings.HasPrefix(path, "/"):
+		return Route{}, fmt.Errorf("path %q must start with /", path)
+	default:
+		rt.Path, rt.Method = path, method
+	}
+	return rt, nil
 }
 
 func (t *Template) addTable(name string, props json.RawMessage) error {
@@ -601,6 +647,12 @@ type rawEventSource struct {
 type rawAPIEvent struct {
 	Path   string     `json:"Path"`
 	Method flexString `json:"Method"`
+}
+
+type rawHTTPAPIEvent struct {
+	Path                 flexString `json:"Path"`
+	Method               flexString `json:"Method"`
+	PayloadFormatVersion flexString `json:"PayloadFormatVersion"`
 }
 
 type rawAPIProps struct {

@@ -143,3 +143,46 @@ func TestParseJSON(t *testing.T) {
 	assert.Equal(t, samtemplate.DefaultMemorySize, tpl.Functions["F"].MemorySize)
 	assert.Equal(t, "id", aws.ToString(tpl.Tables["T"].Create.KeySchema[0].AttributeName), "SimpleTable default key")
 }
+
+func TestParseHTTPAPIEvents(t *testing.T) {
+	tpl, err := samtemplate.Open("testdata/httpapi.yaml")
+	require.NoError(t, err)
+	assert.Empty(t, tpl.Warnings)
+	assert.Equal(t, []samtemplate.Route{
+		{Function: "OrdersFunction", Event: "Create", Path: "/orders", Method: "POST", HTTPAPI: true, PayloadFormat: "2.0"},
+		{Function: "OrdersFunction", Event: "Get", Path: "/orders/{id}", Method: "GET", HTTPAPI: true, PayloadFormat: "2.0"},
+		{Function: "OrdersFunction", Event: "Legacy", Path: "/legacy/{proxy+}", Method: "ANY", HTTPAPI: true, PayloadFormat: "1.0"},
+	}, tpl.Functions["OrdersFunction"].Routes)
+	assert.Equal(t, []samtemplate.Route{
+		{Function: "FallbackFunction", Event: "CatchAll", Path: samtemplate.DefaultRoute, Method: "ANY", HTTPAPI: true, PayloadFormat: "2.0"},
+	}, tpl.Functions["FallbackFunction"].Routes)
+}
+
+func TestParseHTTPAPIEventErrors(t *testing.T) {
+	for _, tc := range []struct{ name, props, want string }{
+		{"PathWithoutMethod", "{Path: /orders}", "needs both Path and Method"},
+		{"MethodWithoutPath", "{Method: get}", "needs both Path and Method"},
+		{"RelativePath", "{Path: orders, Method: get}", `path "orders" must start with /`},
+		{"UnknownPayloadVersion", "{Path: /orders, Method: get, PayloadFormatVersion: '3.0'}", `PayloadFormatVersion "3.0"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: fn/\n      Runtime: provided.al2023\n" +
+				"      Events:\n        E:\n          Type: HttpApi\n          Properties: " + tc.props + "\n"
+			_, err := samtemplate.Parse([]byte(src), false)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), "event E")
+		})
+	}
+}
+
+// An unquoted YAML 1.0 or 2.0 is a number; SAM reads it as the version all the same.
+func TestParseHTTPAPIPayloadVersionAsNumber(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{{"1.0", "1.0"}, {"2.0", "2.0"}, {"'1.0'", "1.0"}} {
+		src := "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: fn/\n      Runtime: provided.al2023\n" +
+			"      Events:\n        E:\n          Type: HttpApi\n          Properties: {Path: /x, Method: get, PayloadFormatVersion: " + tc.yaml + "}\n"
+		tpl, err := samtemplate.Parse([]byte(src), false)
+		require.NoError(t, err, tc.yaml)
+		assert.Equal(t, tc.want, tpl.Functions["Fn"].Routes[0].PayloadFormat, tc.yaml)
+	}
+}
