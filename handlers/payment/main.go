@@ -24,7 +24,7 @@ func main() {
 		os.Exit(1)
 	}
 	direct := payment.DirectCommitter{DB: db}
-	svc := payment.New(db, awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
+	svc := payment.New(db, awsenv.MustTable(logger, awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
 		o.Logger = logger
 		// The payment id derives from the scoped idempotency key, so a retry can never create a second payment.
 		o.ScopeID = func(ctx context.Context) (string, bool) {
