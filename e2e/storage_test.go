@@ -16,8 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// The tables template.yaml declares (the runner names them after their logical IDs, CONTRACT §4).
-var allTables = []string{"IdempotencyTable", "PaymentsTable", "UsersTable"}
+// The tables template.yaml declares (the runner names them after their logical IDs, CONTRACT §4); ProcessorTable
+// is the simulated card processor's record of charges.
+var allTables = []string{"IdempotencyTable", "PaymentsTable", "UsersTable", "ProcessorTable"}
 
 const (
 	// Card data the tests and the sample events send; none of it may ever be stored (CONTRACT §3).
