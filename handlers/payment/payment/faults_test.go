@@ -403,3 +403,53 @@ func TestPaymentCalls(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, mismatch.StatusCode, mismatch.Body)
 	assert.Equal(t, 1, len(f.inj.Records()), "mismatch: %v", f.inj.Counts())
 }
+
+// TestPaymentReadFaults: the service's own reads under DynamoDB faults through the SDK's real retries. A
+// connection reset on every attempt, like throttling, is transient: 503 with Retry-After, never 500. The read
+// after a charge the processor reports as made before is covered too: refused 503 and not recorded, then the
+// retry answers 201 with one charge.
+func TestPaymentReadFaults(t *testing.T) {
+	client := ddbtest.Client(t)
+	paymentsTable := createPaymentsTable(t, client)
+	ledgerTable := createProcessorTable(t, client)
+	idemTable := ddbtest.UniqueName(t, "idem")
+	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
+	})
+	reset := faultinject.Rule{Op: "GetItem", Table: paymentsTable, Fault: faultinject.Fault{Kind: faultinject.ConnReset}}
+
+	t.Run("GET /payments/{id}, reset on every attempt", func(t *testing.T) {
+		f := newFaultFunction(t, idemTable, paymentsTable, ledgerTable, 0)
+		f.inj.Add(reset)
+		id := paymentIDOf("read-fault")
+		ev := events.APIGatewayProxyRequest{HTTPMethod: http.MethodGet, Resource: payment.ResourcePayment, Path: "/payments/" + id,
+			PathParameters: map[string]string{"id": id}}
+		resp, err := f.first(context.Background(), ev)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
+		assert.Equal(t, "1", resp.Headers["Retry-After"])
+		assert.Equal(t, 3, f.inj.Count("GetItem", faultinject.PhaseAny), "the SDK's three attempts, all reset")
+		f.inj.Clear()
+		resp, err = f.first(context.Background(), ev)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the retry reaches DynamoDB")
+	})
+
+	t.Run("the read after a replayed charge, reset on every attempt", func(t *testing.T) {
+		f := newFaultFunction(t, idemTable, paymentsTable, ledgerTable, time.Second)
+		const key = "replayed-charge-read-fault"
+		f.inj.Add(faultinject.Rule{Phase: faultinject.PhaseAtomicComplete, When: faultinject.Nth(1), Fault: faultinject.Fault{Kind: faultinject.Timeout}})
+		require.Equal(t, http.StatusServiceUnavailable, post(t, f.first, key).StatusCode)
+		f.inj.Clear()
+		f.inj.Add(reset)
+		second := post(t, f.retry, key)
+		require.Equal(t, http.StatusServiceUnavailable, second.StatusCode, second.Body)
+		assert.Equal(t, "1", second.Headers["Retry-After"])
+		f.inj.Clear()
+		third := post(t, f.retry, key)
+		require.Equal(t, http.StatusCreated, third.StatusCode, third.Body)
+		assert.Equal(t, 1, f.charges(t, key), "three runs, one charge")
+		assert.Equal(t, 1, paymentItems(t, paymentsTable, key))
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -252,6 +254,10 @@ func TestTransientFailures(t *testing.T) {
 		{"transaction conflict", cancelled("TransactionConflict"), http.StatusServiceUnavailable},
 		{"throttled item", cancelled("ThrottlingError"), http.StatusServiceUnavailable},
 		{"conflict exception", &types.TransactionConflictException{Message: aws.String("x")}, http.StatusServiceUnavailable},
+		{"connection reset on every attempt", fmt.Errorf("exceeded maximum number of attempts, 3: %w",
+			&smithyhttp.RequestSendError{Err: fmt.Errorf("read tcp 10.1.2.3:443: %w", syscall.ECONNRESET)}), http.StatusServiceUnavailable},
+		{"server fault", &types.InternalServerError{Message: aws.String("x")}, http.StatusServiceUnavailable},
+		{"missing table", &types.ResourceNotFoundException{Message: aws.String("x")}, http.StatusInternalServerError},
 		{"validation", cancelled("ValidationError"), http.StatusInternalServerError},
 		{"other error", errors.New("dial tcp 10.1.2.3:443: refused"), http.StatusInternalServerError},
 	} {
