@@ -27,7 +27,7 @@ func main() {
 	// The simulated processor keeps its charges in its own table, shared by every instance, so a charge retried
 	// from another instance is recognised as a real processor recognises its idempotency keys.
 	processor := payment.NewSimulatedProcessor(func(o *payment.ProcessorOptions) {
-		o.Ledger = payment.DynamoLedger{DB: db, Table: awsenv.MustTable(logger, awsenv.EnvProcessorTable, awsenv.DefaultProcessorTable)}
+		o.Ledger = payment.DynamoLedger{DB: db, Table: awsenv.MustTable(logger, payment.EnvProcessorTable, payment.DefaultProcessorTable)}
 	})
 	svc := payment.New(db, awsenv.MustTable(logger, awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
 		o.Logger = logger

@@ -30,8 +30,6 @@ const (
 	EnvIdempotencyTable = "IDEMPOTENCY_TABLE"
 	EnvPaymentsTable    = "PAYMENTS_TABLE"
 	EnvUsersTable       = "USERS_TABLE"
-	// EnvProcessorTable names the simulated card processor's table of charges (the payment function only).
-	EnvProcessorTable = "PROCESSOR_TABLE"
 
 	// EnvLeasePolicy says what happens to a key whose invocation crashed or timed out before recording its
 	// outcome, once the claim's lease has ended: "rerun" (the default) lets the next request run the handler
@@ -41,7 +39,6 @@ const (
 	DefaultIdempotencyTable = "IdempotencyTable"
 	DefaultPaymentsTable    = "PaymentsTable"
 	DefaultUsersTable       = "UsersTable"
-	DefaultProcessorTable   = "ProcessorTable"
 
 	// DefaultRegion is used when neither AWS_REGION nor AWS_DEFAULT_REGION nor a profile names one (local runs;
 	// Lambda always sets AWS_REGION).

@@ -12,6 +12,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
+// The payment function's variable naming the simulated processor's table, and its local default (the template's
+// logical ID). Declared here rather than with the shared variables, as only the payment function reads it.
+const (
+	EnvProcessorTable     = "PROCESSOR_TABLE"
+	DefaultProcessorTable = "ProcessorTable"
+)
+
 // DefaultLedgerRetention is how long the DynamoDB ledger remembers a reference: a week, well past the
 // idempotency record's 24 h, so a request retried after its record expired is still recognised and not charged
 // again. A processor must keep its idempotency keys at least as long as the service's records live.
