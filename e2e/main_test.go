@@ -138,6 +138,17 @@ func run(m *testing.M) int {
 	}
 
 	stop()
+	// Nothing card-like in what the functions and the runner logged, and no AWS SDK warning (each duplicate used
+	// to log one).
+	if code == 0 {
+		log := out.String()
+		if found := cardsInLog(log); len(found) > 0 {
+			code = fail("the logs hold card data:\n%s", strings.Join(found, "\n"))
+		}
+		if found := sdkWarnings(log); len(found) > 0 {
+			code = fail("the AWS SDK warned %d times, first: %s", len(found), found[0])
+		}
+	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- lambdalocal output ---\n%s\n", out.String())
 	}

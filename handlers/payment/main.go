@@ -24,9 +24,16 @@ func main() {
 		os.Exit(1)
 	}
 	direct := payment.DirectCommitter{DB: db}
-	svc := payment.New(db, awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
+	// The simulated processor keeps its charges in its own table, shared by every instance, so a charge retried
+	// from another instance is recognised as a real processor recognises its idempotency keys.
+	processor := payment.NewSimulatedProcessor(func(o *payment.ProcessorOptions) {
+		o.Ledger = payment.DynamoLedger{DB: db, Table: awsenv.MustTable(logger, payment.EnvProcessorTable, payment.DefaultProcessorTable)}
+	})
+	svc := payment.New(db, awsenv.MustTable(logger, awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
 		o.Logger = logger
-		// The payment id derives from the scoped idempotency key, so a retry can never create a second payment.
+		o.Processor = processor
+		// The payment id derives from the scoped idempotency key, so a retry can never create a second payment,
+		// and it is the reference the charge carries, so a retry can never charge twice.
 		o.ScopeID = func(ctx context.Context) (string, bool) {
 			inv, ok := idempotent.FromContext(ctx)
 			return inv.ID, ok

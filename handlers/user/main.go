@@ -21,7 +21,7 @@ func main() {
 		logger.Error("load AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	svc := user.New(db, awsenv.Table(awsenv.EnvUsersTable, awsenv.DefaultUsersTable), func(o *user.Options) {
+	svc := user.New(db, awsenv.MustTable(logger, awsenv.EnvUsersTable, awsenv.DefaultUsersTable), func(o *user.Options) {
 		o.Logger = logger
 		// With a key, the user id derives from it, so a retry after a lost record returns the same user.
 		o.ScopeID = func(ctx context.Context) (string, bool) {

@@ -223,21 +223,48 @@ func (c *config) problemFor(err error) *problemResponse {
 				"and cannot be replayed. Check the state of the resource; use a new idempotency key for a new "+
 				"request.", 0)
 	case errors.Is(err, idempotent.ErrEffectFailed):
+		// The transaction did not commit, but the handler may have done things outside it: say only what is known.
 		return c.problem(http.StatusConflict, "effect-failed", "Conflict",
-			"The request conflicted with a concurrent change and nothing was changed. Retry it with the same "+
-				"idempotency key.", time.Second)
+			"The request conflicted with a concurrent change, so its changes were not committed. Retry it with the "+
+				"same idempotency key.", time.Second)
 	case errors.Is(err, idempotent.ErrPermanent):
-		// The store refused the completion in a way no retry can fix (a ValidationException, say): a 503 with
-		// Retry-After would only invite the same failure. The completion was atomic and failed, so nothing was
-		// written; the key was released.
+		// The store refused in a way no retry can fix (a missing table, denied access, a ValidationException): a
+		// 503 with Retry-After would only invite the same failure.
+		if beforeRun(err) {
+			return c.problem(http.StatusInternalServerError, "store-rejected", "Internal server error",
+				"The request was not processed: the service's idempotency store refused it, and retrying will not "+
+					"help. The function's log has the cause.", 0)
+		}
 		return c.problem(http.StatusInternalServerError, "store-rejected", "Internal server error",
-			"The request's result could not be stored, and retrying will not help; nothing was changed by this "+
-				"attempt. The function's log has the cause.", 0)
+			"The request's outcome could not be recorded: the service's idempotency store refused it, and retrying "+
+				"will not help. The function's log has the cause.", 0)
 	default: // *idempotent.StoreError, and anything the engine may add later: fail closed
+		if beforeRun(err) {
+			return c.problem(http.StatusServiceUnavailable, "store-unavailable", "Service unavailable",
+				"The request could not be processed now and was not run. Retry it with the same idempotency key "+
+					"after the number of seconds in the Retry-After header.", storeRetryAfter)
+		}
+		// The handler ran, and whether its outcome took effect is unknown here: a lost or late answer may have
+		// committed. So no claim that nothing changed; the retry with the same key settles it.
 		return c.problem(http.StatusServiceUnavailable, "store-unavailable", "Service unavailable",
-			"The request could not be processed now and nothing was changed by this attempt. Retry it with the "+
-				"same idempotency key after the number of seconds in the Retry-After header.", storeRetryAfter)
+			"The request's outcome could not be confirmed, so whether it took effect is unknown. Retry it with the "+
+				"same idempotency key after the number of seconds in the Retry-After header: the retry returns the "+
+				"recorded outcome, or processes the request again.", storeRetryAfter)
 	}
+}
+
+// beforeRun reports whether err is a store failure from before the handler ran (the claim, or reading or
+// decoding a recorded answer), so the request was certainly not processed.
+func beforeRun(err error) bool {
+	var se *idempotent.StoreError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Op {
+	case "claim", "get", "decode":
+		return true
+	}
+	return false
 }
 
 // decode fills Body when something reads it as bytes, or when it is base64 and must be decoded to be

@@ -30,7 +30,12 @@
 //	key absent on a required route      400 missing-key
 //	key malformed                       400 invalid-key, the reason in detail: empty, longer than 255 bytes, not
 //	                                    visible ASCII, several values, or containing a comma
-//	store failed before the claim       503 store-unavailable, Retry-After: 2 (fail closed: the handler did not run)
+//	store failed before the claim       503 store-unavailable, Retry-After: 2 (fail closed: the handler did not run);
+//	                                    500 store-rejected without Retry-After when the store refused for good
+//	                                    (idempotent.ErrPermanent: a missing table, access denied)
+//	store failed after the handler ran  the handler's answer when it had no atomic effects (the record stays
+//	                                    INPROGRESS until its lease ends); with effects 503 store-unavailable,
+//	                                    Retry-After: 2, "whether it took effect is unknown" (or 500 when permanent)
 //	same key, response not recordable   409 response-unavailable, no Retry-After (too large for dynamostore to
 //	                                    record; the handler is not run again)
 //	atomic effect's condition failed    409 effect-failed, Retry-After: 1 (nothing was written; retry runs again)

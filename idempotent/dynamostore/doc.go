@@ -73,9 +73,17 @@
 // # Errors
 //
 // A failed fence (the record is absent, COMPLETED or held by another owner; for Release only the last two) wraps
-// idempotent.ErrFenced. A completion DynamoDB refuses as malformed (ValidationException) wraps
-// idempotent.ErrPermanent, so the engine does not retry it. SDK errors are returned wrapped, after the SDK's
-// standard retryer has dealt with throttling; this package adds no retries.
+// idempotent.ErrFenced. A call DynamoDB refuses for good (ValidationException, ResourceNotFoundException: a
+// missing table, AccessDeniedException, UnrecognizedClientException) wraps idempotent.ErrPermanent, so the engine
+// does not retry it and the apigw adapters answer 500 without Retry-After; anything else (throttling, 5xx,
+// connection resets, timeouts) is transient: 503 with Retry-After. SDK errors are returned wrapped, after the
+// SDK's standard retryer has dealt with throttling; this package adds no retries.
+//
+// # The SDK's checksum warning
+//
+// Pass SkipAbsentChecksum to the DynamoDB client (dynamodb.NewFromConfig(cfg, dynamostore.SkipAbsentChecksum)):
+// without it the SDK logs "WARN failed to close HTTP response body" for every response that lacks a CRC32
+// header, which includes every duplicate's ConditionalCheckFailedException.
 //
 // # IAM
 //

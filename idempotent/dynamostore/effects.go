@@ -133,9 +133,9 @@ func (s *Store) txError(rec idempotent.Record, items []types.TransactWriteItem, 
 		return fmt.Errorf("dynamostore: complete %s: transaction cancelled (%s): %w", id, reasonCodes(reasons), err)
 	}
 	if invalid(err) {
-		// DynamoDB refused the request as malformed, almost always because of an effect (a bad expression, two
-		// operations on one item). Retrying cannot help.
-		return fmt.Errorf("dynamostore: complete %s: DynamoDB rejected the transaction (check the effects): %w (%w)",
+		// DynamoDB refused the request for good: malformed, almost always because of an effect (a bad expression,
+		// two operations on one item), or a table or permission missing. Retrying cannot help.
+		return fmt.Errorf("dynamostore: complete %s: DynamoDB rejected the transaction (check the effects, tables and permissions): %w (%w)",
 			id, idempotent.ErrPermanent, err)
 	}
 	return fmt.Errorf("dynamostore: complete %s: %w", id, err)

@@ -195,7 +195,7 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, classify(err))
 	}
 	var old *decoded
 	if len(ccf.Item) > 0 {
@@ -204,7 +204,7 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 		}
 	} else {
 		if old, err = s.get(ctx, rec.ID); err != nil {
-			return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, err)
+			return nil, fmt.Errorf("dynamostore: claim %s: %w", rec.ID, classify(err))
 		}
 		if old == nil || old.rec.Expired(c.Now) {
 			return nil, fmt.Errorf("dynamostore: claim %s: conflicting record gone: %w", rec.ID, idempotent.ErrRecordChanged)
@@ -265,17 +265,35 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []i
 		}
 		return fmt.Errorf("dynamostore: complete %s: %s: %w", rec.ID, s.fenceReason(ccf.Item, rec.Owner), idempotent.ErrFenced)
 	}
-	if invalid(err) {
-		return fmt.Errorf("dynamostore: complete %s: %w (%w)", rec.ID, idempotent.ErrPermanent, err)
-	}
-	return fmt.Errorf("dynamostore: complete %s: %w", rec.ID, err)
+	return fmt.Errorf("dynamostore: complete %s: %w", rec.ID, classify(err))
 }
 
-// invalid reports whether DynamoDB refused the request as malformed (ValidationException: a bad expression, an
-// item over 400 KB), which no retry can fix.
+// permanentCodes are DynamoDB's answers that no retry can change: a malformed request (a bad expression, an item
+// over 400 KB), a table that does not exist (a misconfigured table name), and credentials or permissions that
+// do not allow the call.
+var permanentCodes = map[string]bool{
+	"ValidationException":                 true,
+	"ResourceNotFoundException":           true,
+	"AccessDeniedException":               true,
+	"UnrecognizedClientException":         true,
+	"MissingAuthenticationTokenException": true,
+	"InvalidSignatureException":           true,
+}
+
+// invalid reports whether DynamoDB refused the request for good (permanentCodes).
 func invalid(err error) bool {
 	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+	return errors.As(err, &ae) && permanentCodes[ae.ErrorCode()]
+}
+
+// classify marks a failure no retry can fix with idempotent.ErrPermanent, so the engine does not retry it and
+// the adapters answer 500 rather than a 503 inviting retries that meet the same refusal. Anything else
+// (throttling, 5xx, connection resets, timeouts) stays as it is: transient.
+func classify(err error) error {
+	if invalid(err) {
+		return fmt.Errorf("%w (%w)", idempotent.ErrPermanent, err)
+	}
+	return err
 }
 
 // Release implements idempotent.Store with one DeleteItem conditioned on the fence or on the record's absence: a
@@ -297,7 +315,7 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 	if errors.As(err, &ccf) {
 		return fmt.Errorf("dynamostore: release %s: %s: %w", id, s.fenceReason(ccf.Item, owner), idempotent.ErrFenced)
 	}
-	return fmt.Errorf("dynamostore: release %s: %w", id, err)
+	return fmt.Errorf("dynamostore: release %s: %w", id, classify(err))
 }
 
 // Get implements idempotent.Store with one strongly consistent GetItem. A record marked EncodingTooLarge comes
@@ -305,7 +323,7 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 func (s *Store) Get(ctx context.Context, id string, now time.Time) (*idempotent.Record, error) {
 	d, err := s.get(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("dynamostore: get %s: %w", id, err)
+		return nil, fmt.Errorf("dynamostore: get %s: %w", id, classify(err))
 	}
 	if d == nil || d.rec.Expired(now) {
 		return nil, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -404,6 +405,49 @@ func TestCompletePermanent(t *testing.T) {
 			assert.Equal(t, tc.permanent, errors.Is(err, idempotent.ErrPermanent))
 		})
 	}
+}
+
+// TestPermanentErrors: every call marks DynamoDB's refusals that no retry can change (a missing table, denied
+// access, a malformed request) with ErrPermanent, so the adapters answer 500 without Retry-After; throttling,
+// server faults and connection failures stay transient.
+func TestPermanentErrors(t *testing.T) {
+	codes := map[string]bool{
+		"ResourceNotFoundException": true, "AccessDeniedException": true, "ValidationException": true,
+		"UnrecognizedClientException": true,
+		"ThrottlingException":         false, "ProvisionedThroughputExceededException": false, "InternalServerError": false,
+	}
+	for code, permanent := range codes {
+		t.Run(code, func(t *testing.T) {
+			apiErr := &smithy.GenericAPIError{Code: code, Message: "m"}
+			fail := fakeAPI{t: t,
+				put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, apiErr },
+				get: func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) { return nil, apiErr },
+				del: func(*dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) { return nil, apiErr },
+				tx: func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+					return nil, apiErr
+				},
+			}
+			s := New(fail, "tbl")
+			_, claimErr := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now})
+			_, getErr := s.Get(context.Background(), record().ID, now)
+			for op, err := range map[string]error{
+				"claim":    claimErr,
+				"complete": s.Complete(context.Background(), completedRecord(), nil),
+				"atomic":   s.Complete(context.Background(), completedRecord(), []idempotent.Effect{types.TransactWriteItem{Put: &types.Put{TableName: aws.String("o"), Item: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "1"}}}}}),
+				"release":  s.Release(context.Background(), record().ID, "owner-1"),
+				"get":      getErr,
+			} {
+				require.ErrorIs(t, err, apiErr, "%s: the SDK error stays reachable", op)
+				assert.Equal(t, permanent, errors.Is(err, idempotent.ErrPermanent), op)
+			}
+		})
+	}
+	// A connection reset on every attempt is transient.
+	reset := fmt.Errorf("send request failed: %w", syscall.ECONNRESET)
+	s := New(fakeAPI{t: t, put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) { return nil, reset }}, "tbl")
+	_, err := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now})
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	assert.NotErrorIs(t, err, idempotent.ErrPermanent)
 }
 
 // TestClaimOwnRecord: a claim whose condition fails on an INPROGRESS record holding its own owner token (an SDK

@@ -6,15 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
@@ -41,12 +45,30 @@ const (
 	DefaultRegion = "us-east-1"
 )
 
-// Table returns the value of the environment variable env, or def when it is unset or empty.
-func Table(env, def string) string {
-	if v := strings.TrimSpace(os.Getenv(env)); v != "" {
-		return v
+// Table returns the table name in the environment variable env, trimmed, or def when the variable is unset
+// (local runs: CONTRACT §4's defaults). A variable that is set but blank is an error naming it: a deployed
+// function whose table reference came out empty must not fall back to a default table that does not exist
+// and then answer every request with a store error.
+func Table(env, def string) (string, error) {
+	v, ok := os.LookupEnv(env)
+	if !ok {
+		return def, nil
 	}
-	return def
+	if v = strings.TrimSpace(v); v == "" {
+		return "", fmt.Errorf("%s is set but empty: it must name the DynamoDB table", env)
+	}
+	return v, nil
+}
+
+// MustTable is Table for a function's init: a blank variable stops the process with an ERROR line naming it and
+// exit status 1, which Lambda reports as an init failure, rather than a function that can never succeed.
+func MustTable(logger *slog.Logger, env, def string) string {
+	name, err := Table(env, def)
+	if err != nil {
+		logger.Error("invalid configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	return name
 }
 
 // LoadDynamoDB creates the DynamoDB client once per execution environment (call it from main, not per request).
@@ -62,11 +84,32 @@ func LoadDynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 		os.Getenv("AWS_PROFILE") == "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
 	}
+	// The SDK's own log lines (retries, warnings) go out as JSON lines like the function's, so Lambda's JSON log
+	// format and log-level filtering treat them alike; the SDK's default is a plain-text "SDK <date> WARN" line.
+	opts = append(opts, config.WithLogger(SDKLogger(Logger())))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return dynamodb.NewFromConfig(cfg), nil
+	return dynamodb.NewFromConfig(cfg, dynamostore.SkipAbsentChecksum), nil
+}
+
+// SDKLogger adapts l to the SDK's logger: each SDK line becomes one record at the SDK's classification (WARN or
+// DEBUG), with the attribute "logger" = "aws-sdk" saying where it came from.
+func SDKLogger(l *slog.Logger) logging.Logger {
+	l = l.With("logger", "aws-sdk")
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelInfo
+		switch c {
+		case logging.Warn:
+			level = slog.LevelWarn
+		case logging.Debug:
+			level = slog.LevelDebug
+		}
+		if l.Enabled(context.Background(), level) {
+			l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+		}
+	})
 }
 
 // Logger returns a JSON logger on stdout, the shape Lambda's JSON log format expects from a custom runtime,
@@ -87,7 +130,7 @@ func Engine(db dynamostore.API, logger *slog.Logger) *idempotent.Engine {
 		logger.Error("invalid configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	store := dynamostore.New(db, Table(EnvIdempotencyTable, DefaultIdempotencyTable), func(o *dynamostore.Options) {
+	store := dynamostore.New(db, MustTable(logger, EnvIdempotencyTable, DefaultIdempotencyTable), func(o *dynamostore.Options) {
 		o.Logger = logger
 	})
 	return idempotent.New(store,
@@ -124,15 +167,33 @@ var transientCodes = map[string]bool{
 	"TransactionInProgressException":         true,
 }
 
-// Transient reports whether err is worth retrying later (answer 503 + Retry-After) rather than a fault (500).
+// Transient reports whether err is worth retrying later (answer 503 + Retry-After) rather than a fault that a
+// retry meets again (500): throttling and contention codes, any server-side fault (HTTP 5xx), and failures to
+// reach DynamoDB or to read its answer (connection refused or reset on every attempt, a truncated answer,
+// timeouts). Everything else, a missing table, denied access, a malformed request, is permanent.
 func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		return transientCodes[ae.ErrorCode()]
+		if transientCodes[ae.ErrorCode()] || ae.ErrorFault() == smithy.FaultServer {
+			return true
+		}
 	}
-	var re interface{ Timeout() bool }
-	if errors.As(err, &re) && re.Timeout() {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return true
 	}
-	return errors.Is(err, context.DeadlineExceeded)
+	// The request did not get through, or its answer did not come back: the connection, not the request, failed.
+	var se *smithyhttp.RequestSendError
+	if errors.As(err, &se) {
+		return true
+	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.ErrUnexpectedEOF)
 }

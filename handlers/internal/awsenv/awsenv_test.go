@@ -9,15 +9,21 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -27,10 +33,43 @@ import (
 )
 
 func TestTable(t *testing.T) {
-	t.Setenv(awsenv.EnvPaymentsTable, "")
-	assert.Equal(t, "PaymentsTable", awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable))
 	t.Setenv(awsenv.EnvPaymentsTable, " idemkit-PaymentsTable-ABC ")
-	assert.Equal(t, "idemkit-PaymentsTable-ABC", awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable))
+	name, err := awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable)
+	require.NoError(t, err)
+	assert.Equal(t, "idemkit-PaymentsTable-ABC", name)
+
+	for _, blank := range []string{"", "  "} {
+		t.Setenv(awsenv.EnvPaymentsTable, blank)
+		_, err = awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable)
+		require.Error(t, err, "a set but blank table name is refused, not replaced by the local default")
+		assert.Equal(t, "PAYMENTS_TABLE is set but empty: it must name the DynamoDB table", err.Error())
+	}
+
+	require.NoError(t, os.Unsetenv(awsenv.EnvPaymentsTable)) // t.Setenv above restores it after the test
+	name, err = awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable)
+	require.NoError(t, err)
+	assert.Equal(t, "PaymentsTable", name, "unset: the local default (CONTRACT §4)")
+}
+
+// TestEngineRefusesAnEmptyTable runs Engine in a child process: IDEMPOTENCY_TABLE set but empty must stop the
+// function's init with an ERROR line naming the variable and exit status 1, not answer every request 503.
+func TestEngineRefusesAnEmptyTable(t *testing.T) {
+	if os.Getenv("AWSENV_TEST_CHILD") == "1" {
+		awsenv.Engine(&claimRecorder{}, awsenv.Logger())
+		fmt.Println("engine created")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineRefusesAnEmptyTable$")
+	cmd.Env = append(os.Environ(), "AWSENV_TEST_CHILD=1", awsenv.EnvIdempotencyTable+"= ")
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "output: %s", out)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.NotContains(t, string(out), "engine created")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
+	assert.Equal(t, "ERROR", line["level"])
+	assert.Equal(t, "IDEMPOTENCY_TABLE is set but empty: it must name the DynamoDB table", line["error"])
 }
 
 func TestLoadDynamoDBLocalDefaults(t *testing.T) {
@@ -59,14 +98,59 @@ func TestLoadDynamoDBLocalDefaults(t *testing.T) {
 }
 
 func TestTransient(t *testing.T) {
-	assert.True(t, awsenv.Transient(&types.ProvisionedThroughputExceededException{}))
-	assert.True(t, awsenv.Transient(fmt.Errorf("op: %w", &types.RequestLimitExceeded{})))
-	assert.True(t, awsenv.Transient(&types.TransactionConflictException{}))
-	assert.True(t, awsenv.Transient(&types.InternalServerError{}))
-	assert.True(t, awsenv.Transient(context.DeadlineExceeded))
-	assert.False(t, awsenv.Transient(&types.ResourceNotFoundException{}))
-	assert.False(t, awsenv.Transient(&types.ConditionalCheckFailedException{}))
-	assert.False(t, awsenv.Transient(errors.New("x")))
+	reset := &smithyhttp.RequestSendError{Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+	serverFault := &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 503}}, Err: errors.New("x")}
+	clientFault := &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}}, Err: errors.New("x")}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"throttled", &types.ProvisionedThroughputExceededException{}, true},
+		{"request limit, wrapped", fmt.Errorf("op: %w", &types.RequestLimitExceeded{}), true},
+		{"transaction conflict", &types.TransactionConflictException{}, true},
+		{"internal server error", &types.InternalServerError{}, true},
+		{"an unknown server fault", &smithy.GenericAPIError{Code: "SomethingNew", Fault: smithy.FaultServer}, true},
+		{"HTTP 503 without a code", serverFault, true},
+		{"connection reset on every attempt", fmt.Errorf("operation error DynamoDB: GetItem, exceeded maximum number of attempts, 3: %w", reset), true},
+		{"bare reset", syscall.ECONNRESET, true},
+		{"connection refused", syscall.ECONNREFUSED, true},
+		{"truncated answer", io.ErrUnexpectedEOF, true},
+		{"deadline", context.DeadlineExceeded, true},
+		{"net timeout", &net.OpError{Op: "dial", Err: timeoutErr{}}, true},
+
+		{"nil", nil, false},
+		{"missing table", &types.ResourceNotFoundException{}, false},
+		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, false},
+		{"validation", &smithy.GenericAPIError{Code: "ValidationException", Fault: smithy.FaultClient}, false},
+		{"condition failed", &types.ConditionalCheckFailedException{}, false},
+		{"HTTP 400 without a code", clientFault, false},
+		{"cancelled by the caller", context.Canceled, false},
+		{"anything else", errors.New("x"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, awsenv.Transient(tc.err))
+		})
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// TestSDKLogger: the SDK's lines come out as the function's JSON lines, at the SDK's level, marked as the SDK's.
+func TestSDKLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := awsenv.SDKLogger(idempotent.NewLogger(&buf))
+	l.Logf(logging.Warn, "failed to %s", "close")
+	l.Logf(logging.Debug, "debug lines are filtered at INFO")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line), "exactly one JSON line: %s", buf.String())
+	assert.Equal(t, "WARN", line["level"])
+	assert.Equal(t, "failed to close", line["message"])
+	assert.Equal(t, "aws-sdk", line["logger"])
 }
 
 func TestLogger(t *testing.T) {

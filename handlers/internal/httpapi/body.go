@@ -93,7 +93,8 @@ func decodeObject(raw []byte) (members map[string]json.RawMessage, problem strin
 			return nil, describeSyntax(err, dec)
 		}
 		if _, dup := members[name]; dup {
-			return nil, fmt.Sprintf("The member %q appears more than once in the request body.", name)
+			// The name is the client's text: redacted, so that a card number sent as a name does not come back.
+			return nil, fmt.Sprintf("The member %q appears more than once in the request body.", RedactCardNumbers(name))
 		}
 		members[name] = v
 	}
@@ -253,6 +254,8 @@ func (o *Object) Unknown() {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		o.Fail(name, "is not a recognised field")
+		// The name is echoed in the answer: a card number sent as a member name must not come back (nor reach a
+		// log that records the answer), so its digits are masked.
+		o.Fail(RedactCardNumbers(name), "is not a recognised field")
 	}
 }

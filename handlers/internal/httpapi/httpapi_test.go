@@ -89,6 +89,12 @@ func TestRouter(t *testing.T) {
 	resp = do("/nothing", http.MethodGet)
 	assert.Equal(t, 404, resp.StatusCode)
 	assert.Equal(t, "application/problem+json", resp.Headers["Content-Type"])
+	assert.Contains(t, resp.Body, "GET /nothing", "the path is named")
+
+	resp = do("/cards/4111-1111-1111-1111", http.MethodGet)
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Contains(t, resp.Body, "/cards/****-****-****-****", "a card number in the path is masked")
+	assert.NotContains(t, resp.Body, "1111")
 
 	resp = do("/boom", http.MethodGet)
 	assert.Equal(t, 500, resp.StatusCode)

@@ -51,7 +51,8 @@ func NewRouter(logger *slog.Logger, routes ...Route) *Router {
 func (r *Router) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (resp events.APIGatewayProxyResponse, err error) {
 	byMethod, ok := r.routes[req.Resource]
 	if !ok {
-		return NotFound("No resource matches " + req.HTTPMethod + " " + req.Path + ".").Response(), nil
+		// The path is the client's text: a card number in it does not come back.
+		return NotFound("No resource matches " + req.HTTPMethod + " " + RedactCardNumbers(req.Path) + ".").Response(), nil
 	}
 	h, ok := byMethod[strings.ToUpper(req.HTTPMethod)]
 	if !ok {

@@ -21,7 +21,7 @@ func TestSampleEvents(t *testing.T) {
 	replay := h.do(t, loadEvent(t, dir+"payment-replay.json"))
 	require.Equal(t, http.StatusCreated, replay.StatusCode, replay.Body)
 	assert.Equal(t, created.Body, replay.Body)
-	assert.Equal(t, 1, h.proc.Calls(), "the replay did not charge")
+	assert.Equal(t, 1, h.proc.Charges(), "the replay did not charge")
 
 	problem(t, h.do(t, loadEvent(t, dir+"payment-mismatch.json")), http.StatusUnprocessableEntity)
 

@@ -74,7 +74,7 @@ func TestDynamoDBPaymentLifecycle(t *testing.T) {
 	again := invoke(t, svc.Handle, ev)
 	require.Equal(t, http.StatusCreated, again.StatusCode)
 	assert.Equal(t, created.Body, again.Body)
-	assert.Equal(t, 1, proc.Calls())
+	assert.Equal(t, 1, proc.Charges(), "the processor recognised the reference")
 
 	// The same scope with another amount.
 	other := createEvent(t)

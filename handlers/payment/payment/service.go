@@ -186,25 +186,32 @@ func (s *Service) create(ctx context.Context, req events.APIGatewayProxyRequest)
 	id := PaymentID(scopeID)
 	log := s.opts.Logger.With("payment_id", id, "request_id", req.RequestContext.RequestID)
 
-	// A payment with this ID exists only if this very request (same scope and key) ran before and its
-	// idempotency record is gone (expired or lost): answer with it instead of charging again.
-	existing, err := s.load(ctx, id)
-	if err != nil {
-		return s.storeFailure(ctx, log, "read payment", err)
-	}
-	if existing != nil {
-		return s.answerExisting(ctx, log, *existing, in)
-	}
-
+	// No read before charging: the processor de-duplicates by the reference, and the payment's write is
+	// conditional on the payment not existing. Only when the processor says it had charged this reference already
+	// (an earlier run of this very request charged the card) is there a payment to look for.
 	auth, err := s.opts.Processor.Charge(ctx, Charge{Reference: id, Amount: in.Amount, Currency: in.Currency, Card: in.Card})
 	var decline *DeclineError
 	switch {
 	case errors.As(err, &decline):
 		log.InfoContext(ctx, "card declined", "decline_code", decline.Code, "card", in.Card)
 		return declined(decline).Response()
+	case errors.Is(err, ErrReferenceReused):
+		log.WarnContext(ctx, "idempotency key reused for a different payment (processor)")
+		return keyReused().Response()
 	case err != nil:
 		log.ErrorContext(ctx, "processor failed", "error", err.Error())
 		return processorFailed().Response()
+	}
+	if auth.Replayed {
+		// The earlier run's payment committed (its idempotency record then expired or was lost): answer with it.
+		// Or it did not (its completion failed or came too late): write it now, with the first authorization.
+		existing, err := s.load(ctx, id)
+		if err != nil {
+			return s.storeFailure(ctx, log, "read payment", err)
+		}
+		if existing != nil {
+			return s.answerExisting(ctx, log, *existing, in)
+		}
 	}
 
 	it := item{
@@ -233,15 +240,11 @@ func (s *Service) create(ctx context.Context, req events.APIGatewayProxyRequest)
 }
 
 // resolveConflict handles a failed "payment does not exist" condition on the final write: another invocation
-// of the same request (same scope, hence same ID) wrote the payment between our read and our write. This happens
-// only when two invocations ran at once without the idempotency layer serialising them (no layer, or a lease
-// that ended while the first was still running). Both charged with the same processor reference, so a processor
-// that honours idempotency keys moved money once; the payment that won is the answer. The simulated processor
-// honours references within one process; across processes the window remains with it, as with any processor that
-// lacks idempotency keys.
-//
-// So the conflict is resolved by reading the winner: the same payment -> 201 with it, a different one -> 422, and
-// 409 (retryable) only when it cannot be read back.
+// of the same request (same scope, hence same ID) wrote the payment first. This happens only when two
+// invocations ran at once without the idempotency layer serialising them (no layer, or a lease that ended while
+// the first was still running). Both charged with the same processor reference, so the processor moved money
+// once; the payment that won is the answer: the same payment -> 201 with it, a different one -> 422, and 409
+// (retryable) only when it cannot be read back.
 func (s *Service) resolveConflict(ctx context.Context, log *slog.Logger, id string, in CreateRequest) events.APIGatewayProxyResponse {
 	log.WarnContext(ctx, "payment written concurrently by another invocation")
 	existing, err := s.load(ctx, id)

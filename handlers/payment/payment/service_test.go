@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -193,7 +195,7 @@ func TestRetryAfterLostIdempotencyRecordDoesNotChargeAgain(t *testing.T) {
 	require.Equal(t, http.StatusCreated, second.StatusCode)
 	assert.Equal(t, first.Body, second.Body, "the stored representation, created_at included")
 	assert.Equal(t, first.Headers["Location"], second.Headers["Location"])
-	assert.Equal(t, 1, h.proc.Calls(), "the processor was not called again")
+	assert.Equal(t, 1, h.proc.Charges(), "the processor recognised the reference: no second charge")
 	assert.Len(t, h.tb.writes, 1)
 }
 
@@ -218,7 +220,7 @@ func TestSameScopeDifferentPaymentIs422(t *testing.T) {
 			p := problem(t, resp, http.StatusUnprocessableEntity)
 			assert.Contains(t, p["detail"], "new key")
 			assert.NotContains(t, resp.Body, "2000", "the stored payment is not revealed")
-			assert.Equal(t, 1, h.proc.Calls())
+			assert.Equal(t, 1, h.proc.Charges(), "nothing charged for the second payment")
 		})
 	}
 }
@@ -229,7 +231,7 @@ func TestSameBodyWithSpacesInCardNumberMatchesStoredPayment(t *testing.T) {
 	ev := createEvent(t)
 	ev.Body = bodyWith(t, func(b map[string]any) { b["card_number"] = "4242 4242 4242 4242"; b["currency"] = "USD" })
 	assert.Equal(t, http.StatusCreated, h.do(t, ev).StatusCode)
-	assert.Equal(t, 1, h.proc.Calls())
+	assert.Equal(t, 1, h.proc.Charges())
 }
 
 func TestDifferentScopesAreDifferentPayments(t *testing.T) {
@@ -246,9 +248,11 @@ func TestDifferentScopesAreDifferentPayments(t *testing.T) {
 
 func TestConcurrentWriteConflict(t *testing.T) {
 	// Another invocation of the same request writes the payment between this one's read and its write.
-	winner := func(h *harness, edit func(map[string]any)) {
+	// A winner with other details reaches the table only through another processor (proc): one processor refuses
+	// a reference reused with other details (ErrReferenceReused).
+	winner := func(h *harness, proc *payment.SimulatedProcessor, edit func(map[string]any)) {
 		other := payment.New(h.tb.db(), h.tb.name, func(o *payment.Options) {
-			o.Processor = h.proc
+			o.Processor = proc
 			o.Now = func() time.Time { return testNow.Add(-time.Second) }
 			o.ScopeID = func(context.Context) (string, bool) { return "scope-1", true }
 		})
@@ -257,9 +261,9 @@ func TestConcurrentWriteConflict(t *testing.T) {
 		resp, _ := other.Handle(context.Background(), ev)
 		require.Equal(h.tb.t, http.StatusCreated, resp.StatusCode, resp.Body)
 	}
-	racing := func(h *harness, edit func(map[string]any)) payment.Committer {
+	racing := func(h *harness, proc *payment.SimulatedProcessor, edit func(map[string]any)) payment.Committer {
 		return payment.CommitterFunc(func(ctx context.Context, w types.TransactWriteItem) error {
-			winner(h, edit)
+			winner(h, proc, edit)
 			return payment.DirectCommitter{DB: h.tb.db()}.Commit(ctx, w)
 		})
 	}
@@ -269,7 +273,7 @@ func TestConcurrentWriteConflict(t *testing.T) {
 		h.svc = payment.New(h.tb.db(), h.tb.name, scope("scope-1"), func(o *payment.Options) {
 			o.Processor = h.proc
 			o.Now = func() time.Time { return testNow }
-			o.Committer = racing(h, func(map[string]any) {})
+			o.Committer = racing(h, h.proc, func(map[string]any) {})
 		})
 		resp := h.do(t, createEvent(t))
 		require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Body)
@@ -281,7 +285,7 @@ func TestConcurrentWriteConflict(t *testing.T) {
 		h := newHarness(t)
 		h.svc = payment.New(h.tb.db(), h.tb.name, scope("scope-1"), func(o *payment.Options) {
 			o.Processor = h.proc
-			o.Committer = racing(h, func(b map[string]any) { b["amount"] = 1 })
+			o.Committer = racing(h, payment.NewSimulatedProcessor(), func(b map[string]any) { b["amount"] = 1 })
 		})
 		problem(t, h.do(t, createEvent(t)), http.StatusUnprocessableEntity)
 	})
@@ -359,7 +363,7 @@ func TestIdempotencyKeyWithoutEngine(t *testing.T) {
 		require.Equal(t, http.StatusCreated, first.StatusCode, first.Body)
 		second := h.do(t, createEvent(t))
 		assert.Equal(t, first.Body, second.Body)
-		assert.Equal(t, 1, h.proc.Calls())
+		assert.Equal(t, 1, h.proc.Charges())
 	})
 	t.Run("header name is case-insensitive", func(t *testing.T) {
 		h := newHarness(t)
@@ -527,7 +531,9 @@ func TestStoreFailures(t *testing.T) {
 		{"throttled", apiErr{"ThrottlingException"}, http.StatusServiceUnavailable},
 		{"capacity", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, http.StatusServiceUnavailable},
 		{"missing table", &types.ResourceNotFoundException{Message: aws.String("Requested resource not found")}, http.StatusInternalServerError},
-		{"anything else", errors.New("dial tcp 10.0.0.1:443: connection refused"), http.StatusInternalServerError},
+		{"connection reset on every attempt", fmt.Errorf("exceeded maximum number of attempts, 3: %w",
+			&smithyhttp.RequestSendError{Err: fmt.Errorf("read tcp 10.0.0.1:443: %w", syscall.ECONNRESET)}), http.StatusServiceUnavailable},
+		{"anything else", errors.New("dial tcp 10.0.0.1:443: bad certificate"), http.StatusInternalServerError},
 	} {
 		for _, op := range []string{"get", "put"} {
 			t.Run(tc.name+"/"+op, func(t *testing.T) {
@@ -542,7 +548,12 @@ func TestStoreFailures(t *testing.T) {
 					o.Processor = h.proc
 					o.Logger = slog.New(slog.NewJSONHandler(h.logs, nil))
 				})
-				resp := h.do(t, createEvent(t))
+				ev := createEvent(t)
+				if op == "get" { // the service's only read: POST /payments reads nothing before charging
+					ev = events.APIGatewayProxyRequest{HTTPMethod: http.MethodGet, Resource: payment.ResourcePayment,
+						Path: "/payments/" + payment.PaymentID("s"), PathParameters: map[string]string{"id": payment.PaymentID("s")}}
+				}
+				resp := h.do(t, ev)
 				p := problem(t, resp, tc.status)
 				assert.NotContains(t, resp.Body, "10.0.0.1", "no internal error string")
 				assert.NotContains(t, resp.Body, "not found")
@@ -589,7 +600,9 @@ func TestSimulatedProcessorHonoursReferences(t *testing.T) {
 	require.NoError(t, err)
 	a2, err := p.Charge(context.Background(), payment.Charge{Reference: "pay_a", Amount: 1, Currency: "usd", Card: card})
 	require.NoError(t, err)
-	assert.Equal(t, a1, a2, "same reference, same authorization")
+	assert.Equal(t, a1.ID, a2.ID, "same reference, same authorization")
+	assert.False(t, a1.Replayed)
+	assert.True(t, a2.Replayed, "the second charge moved no money")
 	b, err := p.Charge(context.Background(), payment.Charge{Reference: "pay_b", Amount: 1, Currency: "usd", Card: card})
 	require.NoError(t, err)
 	assert.NotEqual(t, a1, b)

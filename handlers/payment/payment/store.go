@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// DB is the part of *dynamodb.Client the service calls: a consistent GetItem before charging and for
-// GET /payments/{id}, and PutItem through the DirectCommitter. Declared here, where it is consumed, so unit
+// DB is the part of *dynamodb.Client the service calls: a consistent GetItem for GET /payments/{id} and when the
+// processor reports a charge it had made before, and PutItem through the DirectCommitter. Declared here, where it is consumed, so unit
 // tests can fake it with a few functions.
 type DB interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
@@ -26,7 +26,8 @@ type DB interface {
 //
 // Commit returns an error wrapping ErrConflict when the write's condition failed, i.e. the payment already
 // exists. A committer that defers the write returns nil; a conflict then surfaces from the idempotency engine
-// as a failed request (5xx, not recorded) and the client's retry finds the payment on the pre-charge read.
+// as a failed request (409, not recorded), and the client's retry, whose charge the processor reports as
+// replayed, finds the payment.
 type Committer interface {
 	Commit(ctx context.Context, w types.TransactWriteItem) error
 }

@@ -121,6 +121,10 @@ func ParseCreateRequest(obj *httpapi.Object, now time.Time) (CreateRequest, []ht
 			obj.Fail("description", "must not contain control characters (line breaks, tabs, ...)")
 		case strings.ContainsRune(desc, utf8.RuneError):
 			obj.Fail("description", invalidUTF8)
+		case httpapi.ContainsCardNumber(desc):
+			// The description is stored, returned and replayed for the record's retention: card data must go in
+			// the card fields, which are never kept.
+			obj.Fail("description", httpapi.CardLikeMessage)
 		default:
 			req.Description = desc
 		}

@@ -101,6 +101,8 @@ func TestParseCreateRequestRules(t *testing.T) {
 		{"description too long", "description", strings.Repeat("x", 501), "at most 500 characters"},
 		{"description control", "description", "line\nbreak", "control characters"},
 		{"description NUL", "description", "nul\x00", "control characters"},
+		{"description holds a card number", "description", "card 4242 4242 4242 4242 cvv 407 exp 07/30", "must not contain a card number"},
+		{"description holds a dashed card number", "description", "4000-0000-0000-0002", "must not contain a card number"},
 
 		{"unknown member", "descripton", "typo", "is not a recognised field"},
 		{"card data nested", "card", map[string]any{"number": "4242424242424242"}, "is not a recognised field"},
@@ -119,7 +121,7 @@ func TestParseCreateRequestRules(t *testing.T) {
 			require.Len(t, errs, 1, "exactly one error expected, got %v", errs)
 			assert.Equal(t, tc.field, errs[0].Field)
 			assert.Contains(t, errs[0].Message, tc.want)
-			if tc.field == "card_number" || tc.field == "cvv" {
+			if tc.field == "card_number" || tc.field == "cvv" || tc.field == "description" {
 				if s, ok := tc.value.(string); ok && s != "" && s != del {
 					assert.NotContains(t, errs[0].Message, s, "messages must not echo card data")
 				}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -97,6 +99,10 @@ func TestParseCreateRequestRules(t *testing.T) {
 		{"email too long", `{"name":"Alice","email":"` + strings.Repeat("a", 64) + "@" + strings.Repeat("b", 186) + `.com"}`, "email", "at most 254 characters"},
 		{"email array", `{"name":"Alice","email":["a@example.com"]}`, "email", "must be a string, not an array"},
 		{"unknown member", `{"name":"Alice","email":"a@example.com","admin":true}`, "admin", "is not a recognised field"},
+		{"name is a card number", `{"name":"4111 1111 1111 1111","email":"a@example.com"}`, "name", "must not contain a card number"},
+		{"name holds a card number", `{"name":"Alice 4111-1111-1111-1111","email":"a@example.com"}`, "name", "must not contain a card number"},
+		{"email holds a card number", `{"name":"Alice","email":"4111111111111111@example.com"}`, "email", "must not contain a card number"},
+		{"member name is a card number", `{"name":"Alice","email":"a@example.com","4111111111111111":1}`, "****************", "is not a recognised field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj, p := httpapi.ReadObject(tc.body, false)
@@ -105,6 +111,7 @@ func TestParseCreateRequestRules(t *testing.T) {
 			require.Len(t, errs, 1, "%v", errs)
 			assert.Equal(t, tc.field, errs[0].Field)
 			assert.Contains(t, errs[0].Message, tc.want)
+			assert.NotContains(t, errs[0].Field+errs[0].Message, "1111", "a card number must not come back")
 		})
 	}
 }
@@ -247,6 +254,10 @@ func TestTransientFailures(t *testing.T) {
 		{"transaction conflict", cancelled("TransactionConflict"), http.StatusServiceUnavailable},
 		{"throttled item", cancelled("ThrottlingError"), http.StatusServiceUnavailable},
 		{"conflict exception", &types.TransactionConflictException{Message: aws.String("x")}, http.StatusServiceUnavailable},
+		{"connection reset on every attempt", fmt.Errorf("exceeded maximum number of attempts, 3: %w",
+			&smithyhttp.RequestSendError{Err: fmt.Errorf("read tcp 10.1.2.3:443: %w", syscall.ECONNRESET)}), http.StatusServiceUnavailable},
+		{"server fault", &types.InternalServerError{Message: aws.String("x")}, http.StatusServiceUnavailable},
+		{"missing table", &types.ResourceNotFoundException{Message: aws.String("x")}, http.StatusInternalServerError},
 		{"validation", cancelled("ValidationError"), http.StatusInternalServerError},
 		{"other error", errors.New("dial tcp 10.1.2.3:443: refused"), http.StatusInternalServerError},
 	} {

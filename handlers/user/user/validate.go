@@ -37,12 +37,17 @@ func ParseCreateRequest(obj *httpapi.Object) (CreateRequest, []httpapi.FieldErro
 			obj.Fail("name", "must not contain control characters (line breaks, tabs, ...)")
 		case strings.ContainsRune(name, utf8.RuneError):
 			obj.Fail("name", invalidUTF8)
+		case httpapi.ContainsCardNumber(name):
+			obj.Fail("name", httpapi.CardLikeMessage)
 		default:
 			req.Name = name
 		}
 	}
 	if email, ok := obj.String("email", true); ok {
 		norm, msg := NormalizeEmail(email)
+		if msg == "" && httpapi.ContainsCardNumber(norm) {
+			msg = httpapi.CardLikeMessage // an address is stored and returned like a name
+		}
 		if msg != "" {
 			obj.Fail("email", msg)
 		} else {

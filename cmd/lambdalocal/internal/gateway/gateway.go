@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -39,6 +40,8 @@ type Gateway struct {
 	BinaryMediaTypes []string
 	// IntegrationTimeout ends the wait for a function with 504. Zero means 29s.
 	IntegrationTimeout time.Duration
+	// BodyTimeout ends the wait for a request body that stops arriving with 408. Zero means DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// Log receives one line per request. Nil discards.
 	Log io.Writer
 	// Now is the clock for requestTimeEpoch; nil means time.Now.
@@ -57,13 +60,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string) (status int, target string) {
 	target = "-"
+	if headerSize(r) > MaxHeaderBytes {
+		return gatewayError(w, http.StatusRequestHeaderFieldsTooLarge, "", "Request Header Fields Too Large"), target
+	}
 	if r.ContentLength > MaxBody {
 		return tooLong(w), target
 	}
+	bodyTimeout := g.BodyTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = DefaultBodyTimeout
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout)) // unsupported only by test recorders: then no bound
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
+		// The deadline stays: the server then gives up on the rest of the body at once instead of waiting for it
+		// to discard it, and closes the connection.
+		w.Header().Set("Connection", "close")
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return gatewayError(w, http.StatusRequestTimeout, "", "Request Timeout"), target
+		}
 		return gatewayError(w, http.StatusBadRequest, "", "Bad Request"), target
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	if len(body) > MaxBody {
 		return tooLong(w), target
 	}
@@ -140,7 +160,19 @@ func gatewayError(w http.ResponseWriter, code int, errType, msg string) int {
 	return code
 }
 
-// tooLong is the edge's answer to a body over 10 MB: plain text, not JSON.
+// headerSize is the size of the request line and headers as API Gateway counts them against MaxHeaderBytes.
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + len(r.Host) + len("Host: \r\n")
+}
+
+// tooLong is the edge's answer to a body over 10 MB: plain text, not JSON. This one answer of API Gateway is not
+// a gateway response: its edge writes "HTTP content length exceeded 10485760 bytes." as text/plain.
 func tooLong(w http.ResponseWriter) int {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusRequestEntityTooLarge)

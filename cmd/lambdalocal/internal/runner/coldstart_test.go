@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -139,6 +142,7 @@ func startService(t testing.TB, sf *serviceFunction, endpoint string, instances 
 		"IDEMPOTENCY_TABLE": ddbtest.Table(t, client, "idem"),
 		"PAYMENTS_TABLE":    ddbtest.Table(t, client, "payments"),
 		"USERS_TABLE":       ddbtest.Table(t, client, "users"),
+		"PROCESSOR_TABLE":   processorTable(t, client),
 	}}
 	log := &syncBuf{}
 	pool, err := runtimeapi.Start(runtimeapi.Config{
@@ -271,4 +275,24 @@ func procStatusKB(pid int, field string) (int, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s not in /proc/%d/status", field, pid)
+}
+
+// processorTable creates a table shaped like ProcessorTable in template.yaml (partition key "reference"), the
+// payment function's simulated card processor's, and deletes it when the test ends.
+func processorTable(t testing.TB, client *dynamodb.Client) string {
+	t.Helper()
+	name := ddbtest.UniqueName(t, "processor")
+	ctx := context.Background()
+	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("reference"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("reference"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	require.NoError(t, err)
+	require.NoError(t, dynamodb.NewTableExistsWaiter(client).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute))
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return name
 }

@@ -441,13 +441,14 @@ func Serve(ctx context.Context, opts ServeOptions) (*Server, error) {
 			Log:                stack.log,
 		},
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    gateway.ServerMaxHeaderBytes,
 	}
 	listed := router.Routes()
 	sort.SliceStable(listed, func(i, j int) bool { return listed[i].Path < listed[j].Path })
 	for _, r := range listed {
 		stack.logf("mounted %-6s %s%s -> %s", r.Method, s.URL, r.Path, r.Function)
 	}
-	go func() { s.err <- s.srv.Serve(ln) }()
+	go func() { s.err <- s.srv.Serve(gateway.Listener(ln)) }()
 	stack.logf("serving on %s (Ctrl-C to stop)", s.URL)
 	return s, nil
 }
