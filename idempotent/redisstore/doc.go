@@ -86,7 +86,7 @@
 // # Durability
 //
 // A record is as durable as the server. A primary that restarts without persistence (an ElastiCache node without
-// replicas, a redis-server with --save '' --appendonly no) comes back empty: every key is free again and a
+// replicas, a redis-server without save points or append-only file) comes back empty: every key is free again and a
 // duplicate that arrives afterwards runs the handler a second time. Use replication with automatic failover
 // (ElastiCache Multi-AZ), MemoryDB, or appendonly with appendfsync always where that matters; with asynchronous
 // replication a failover can still lose the last writes acknowledged by the old primary.
