@@ -30,7 +30,8 @@ type TCPFault struct {
 	Held chan<- struct{}
 }
 
-// TCPRule decides the fault of a request: the bytes of one request as the proxy's split function framed them.
+// TCPRule decides the fault of a request: the bytes of one request, as sent, delimited by the proxy's split
+// function.
 // It is called from the connections' goroutines, concurrently.
 type TCPRule func(req []byte) TCPFault
 
@@ -191,7 +192,14 @@ func (p *TCPProxy) requests(l *link) {
 	defer l.reset()
 	sc := bufio.NewScanner(l.client)
 	sc.Buffer(make([]byte, 0, 64<<10), 256<<20)
-	sc.Split(p.split)
+	// The request is forwarded as it was sent: the advance, not the token (ScanLines' token lacks the newline).
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := p.split(data, atEOF)
+		if tok != nil {
+			tok = data[:adv]
+		}
+		return adv, tok, err
+	})
 	for sc.Scan() {
 		req := sc.Bytes()
 		f := (*p.rule.Load())(req)
