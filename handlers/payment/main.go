@@ -24,6 +24,7 @@ func main() {
 		os.Exit(1)
 	}
 	direct := payment.DirectCommitter{DB: db}
+	atomic := awsenv.AtomicCompletion()
 	svc := payment.New(db, awsenv.Table(awsenv.EnvPaymentsTable, awsenv.DefaultPaymentsTable), func(o *payment.Options) {
 		o.Logger = logger
 		// The payment id derives from the scoped idempotency key, so a retry can never create a second payment.
@@ -31,12 +32,14 @@ func main() {
 			inv, ok := idempotent.FromContext(ctx)
 			return inv.ID, ok
 		}
-		// The payment item commits in the same transaction as the COMPLETED record: both exist or neither.
+		// On DynamoDB the payment item commits in the same transaction as the COMPLETED record: both exist or
+		// neither. A Redis store cannot commit it, so there the payment is written directly (conditional on its
+		// ID, derived from the key): a retry after a crash finds it on the pre-charge read instead of charging.
 		o.Committer = payment.CommitterFunc(func(ctx context.Context, w types.TransactWriteItem) error {
-			if idempotent.AddEffect(ctx, w) {
+			if atomic && idempotent.AddEffect(ctx, w) {
 				return nil
 			}
-			return direct.Commit(ctx, w) // idempotency disabled (IDEMPOTENCY_DISABLED): write it directly
+			return direct.Commit(ctx, w) // no atomic completion, or idempotency disabled (IDEMPOTENCY_DISABLED)
 		})
 	})
 	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle))
