@@ -11,6 +11,8 @@ DDB_DIR       := tools/dynamodb-local
 DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
+IDEMPOTENCY_STORE ?= dynamodb
+REDIS_PORT    ?= 6379
 
 .PHONY: help deps redis-server test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
 
@@ -55,8 +57,25 @@ fmt: ## format the Go code
 $(LAMBDALOCAL):
 	$(GO) build -o $@ ./cmd/lambdalocal
 
-run: deps $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local (no Docker)
+# IDEMPOTENCY_STORE=redis keeps the idempotency records in Redis: at REDIS_URL when it is set, else in a
+# redis-server started here on 127.0.0.1:$(REDIS_PORT), in memory, and stopped with the runner. The functions get
+# both variables through an env-vars file (lambdalocal gives them the template's environment, not make's).
+run: deps $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local (no Docker); IDEMPOTENCY_STORE=redis for Redis
+ifeq ($(IDEMPOTENCY_STORE),redis)
+	@set -e; url="$(REDIS_URL)"; pid=; env=$$(mktemp); \
+	trap 'rm -f "$$env"; [ -z "$$pid" ] || kill $$pid 2>/dev/null || true' EXIT; \
+	if [ -z "$$url" ]; then \
+		if (exec 3<>/dev/tcp/127.0.0.1/$(REDIS_PORT)) 2>/dev/null; then \
+			echo "127.0.0.1:$(REDIS_PORT) is in use: set REDIS_URL=redis://127.0.0.1:$(REDIS_PORT) to use that server, or REDIS_PORT to start one elsewhere" >&2; exit 1; \
+		fi; \
+		redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no --logfile '' --loglevel warning & pid=$$!; \
+		url=redis://127.0.0.1:$(REDIS_PORT); echo "redis-server on $$url (pid $$pid, in memory)"; \
+	fi; \
+	printf '{"Parameters": {"IDEMPOTENCY_STORE": "redis", "REDIS_URL": "%s"}}\n' "$$url" > "$$env"; \
+	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT) -env-vars "$$env"
+else
 	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT)
+endif
 
 invoke: deps $(LAMBDALOCAL) ## run FUNCTION once on EVENT and print the Lambda response (like sam local invoke)
 	$(LAMBDALOCAL) invoke -template template.yaml -function $(FUNCTION) -event $(EVENT)
