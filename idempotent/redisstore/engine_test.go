@@ -291,6 +291,17 @@ func TestServerExpiry(t *testing.T) {
 	assert.Greater(t, ttl, time.Hour-400*time.Millisecond-time.Minute)
 	assert.LessOrEqual(t, ttl, time.Hour+300*time.Millisecond)
 	assert.Equal(t, strconv.FormatInt(now.Add(time.Hour).Unix()+1, 10), rawRecord(t, store, odd.ID)["expiration"], "rounded up")
+
+	// A key an operator made persistent stays so: the completion moves no expiry it cannot see.
+	kept := idempotent.Record{ID: scope.ID("ttl-kept"), Fingerprint: "fp", Owner: "owner-3", LeaseEnd: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
+	_, err = store.Claim(ctx, idempotent.Claim{Record: kept, Now: now, Takeover: true})
+	require.NoError(t, err)
+	require.NoError(t, rdb.Persist(ctx, store.Key(kept.ID)).Err())
+	kept.Status, kept.Response, kept.ExpiresAt = idempotent.StatusCompleted, []byte("r"), now.Add(2*time.Hour)
+	require.NoError(t, store.Complete(ctx, kept, nil))
+	ttl, err = rdb.PTTL(ctx, store.Key(kept.ID)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), ttl, "no expiry")
 }
 
 // crashedClaim leaves an INPROGRESS record as an invocation that died after claiming would.
@@ -518,19 +529,40 @@ func TestCompletionRetry(t *testing.T) {
 	require.NoError(t, store.Complete(ctx, done, nil), "a retry of the applied completion")
 	assert.Equal(t, before, rawRecord(t, store, rec.ID))
 
-	for name, edit := range map[string]func(*idempotent.Record){
-		"other response":    func(r *idempotent.Record) { r.Response = []byte(`"other"`) },
-		"other expiry":      func(r *idempotent.Record) { r.ExpiresAt = r.ExpiresAt.Add(time.Hour) },
-		"other fingerprint": func(r *idempotent.Record) { r.Fingerprint = "other" },
-		"other owner":       func(r *idempotent.Record) { r.Owner = "someone-else" },
+	for name, c := range map[string]struct {
+		edit   func(*idempotent.Record)
+		reason string
+	}{
+		"other response":    {func(r *idempotent.Record) { r.Response = []byte(`"other"`) }, "record is COMPLETED"},
+		"other expiry":      {func(r *idempotent.Record) { r.ExpiresAt = r.ExpiresAt.Add(time.Hour) }, "record is COMPLETED"},
+		"other fingerprint": {func(r *idempotent.Record) { r.Fingerprint = "other" }, "record is COMPLETED"},
+		"other owner":       {func(r *idempotent.Record) { r.Owner = "someone-else" }, "record is COMPLETED"},
+		"absent":            {func(r *idempotent.Record) { r.ID = scope.ID("never-claimed") }, "record absent"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			other := done
-			edit(&other)
-			require.ErrorIs(t, store.Complete(ctx, other, nil), idempotent.ErrFenced)
+			c.edit(&other)
+			err := store.Complete(ctx, other, nil)
+			require.ErrorIs(t, err, idempotent.ErrFenced)
+			assert.Contains(t, err.Error(), c.reason)
 			assert.Equal(t, before, rawRecord(t, store, rec.ID))
 		})
 	}
+
+	t.Run("held by another invocation", func(t *testing.T) {
+		held := claimed(t, store, "held")
+		stale := held
+		stale.Owner, stale.Status, stale.Response = "stale", idempotent.StatusCompleted, []byte("x")
+		err := store.Complete(ctx, stale, nil)
+		require.ErrorIs(t, err, idempotent.ErrFenced)
+		assert.Contains(t, err.Error(), "record held by another invocation")
+		err = store.Release(ctx, held.ID, "stale")
+		require.ErrorIs(t, err, idempotent.ErrFenced)
+		assert.Contains(t, err.Error(), "record held by another invocation")
+		err = store.Release(ctx, rec.ID, rec.Owner)
+		require.ErrorIs(t, err, idempotent.ErrFenced)
+		assert.Contains(t, err.Error(), "record is COMPLETED")
+	})
 }
 
 func TestEffectsAreRefused(t *testing.T) {
