@@ -104,7 +104,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
 
-# Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, the service end to end through lambdalocal)
+# Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, redisstore on redis-server, the service end to end through lambdalocal)
 # BENCH_COUNT times into BENCH_OUT, then benchstat's summary. Compare two runs: benchstat old.txt bench.txt.
 bench: deps ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BENCH_OUT)
