@@ -40,8 +40,9 @@ func Example_cluster() {
 	_ = store
 }
 
-// The whole protocol on a real server: the first request runs the handler, the duplicate replays its response,
-// and the record lives in one hash whose time to live is the retention.
+// The whole protocol on a real server (started here with this module's internal test helper; use your own
+// server's address): the first request runs the handler, the duplicate replays its response, and the record lives
+// in one hash whose time to live is the retention.
 func ExampleStore() {
 	srv, err := redislocal.Start(context.Background(), redislocal.Options{})
 	if err != nil {
