@@ -95,7 +95,11 @@ func TestEngineRoundTrips(t *testing.T) {
 	go func() {
 		_, err := idempotent.Run(ctx, engine, request("k-2", `{}`), spec, func(context.Context) (resp, error) {
 			close(started)
-			<-finish
+			select {
+			case <-finish:
+			case <-time.After(30 * time.Second):
+				return resp{}, errors.New("the test never let the first request finish")
+			}
 			return resp{Status: 200}, nil
 		})
 		done <- err
@@ -164,7 +168,7 @@ func TestConcurrentDuplicatesOneExecution(t *testing.T) {
 			}
 			var runs, replayed, inProgress atomic.Int32
 			var wg sync.WaitGroup
-			errs := make(chan error, goroutines)
+			errs := make(chan error, goroutines+1)
 			start := make(chan struct{})
 			release := make(chan struct{})
 			for g := range goroutines {
@@ -175,7 +179,11 @@ func TestConcurrentDuplicatesOneExecution(t *testing.T) {
 					res, err := idempotent.Run(context.Background(), engines[g%instances], request("burst", `{"n":1}`), idempotent.Spec[resp]{},
 						func(context.Context) (resp, error) {
 							runs.Add(1)
-							<-release // the others meet the claim while the handler runs
+							select { // the others meet the claim while the handler runs
+							case <-release:
+							case <-time.After(30 * time.Second):
+								errs <- errors.New("the duplicates did not all answer within 30 s")
+							}
 							return resp{Status: 201, Body: "once"}, nil
 						})
 					switch {
