@@ -12,7 +12,7 @@ DDB_STAMP     := $(DDB_DIR)/node_modules/.package-lock.json
 SAM_NETWORK   ?= idemkit-local
 LAMBDALOCAL   := bin/lambdalocal
 
-.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench soak fuzz $(LAMBDALOCAL)
+.PHONY: help deps test lint fmt run invoke db build deploy sam-local bench soak fuzz fuzz-short mutate $(LAMBDALOCAL)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -111,3 +111,11 @@ fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIA
 		echo "== $$name in $$pkg, $$n"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n $$pkg; \
 	done
+
+# Mutation testing (docs/TESTING.md): tools/mutate changes one operator at a time in an overlay (the tree is never
+# written), runs the package's tests, and reports the score per package and every surviving mutant. MUTATE_FLAGS
+# passes e.g. -files 'sqs.go$$' or -run 'TestX'; -j stays 1 on a shared 2-core machine.
+MUTATE_PKGS  ?= ./idempotent ./idempotent/apigw ./idempotent/dynamostore ./idempotent/sqs
+MUTATE_FLAGS ?=
+mutate: deps ## mutation score per package (tools/mutate) into mutate.txt; accepted equivalents in tools/mutate/equivalent.txt
+	$(GO) run ./tools/mutate -j 1 -equivalent tools/mutate/equivalent.txt -out mutate.txt $(MUTATE_FLAGS) $(MUTATE_PKGS)
