@@ -127,15 +127,26 @@ func (c *checker) mutants(abs, rel string) ([]*mutant, error) {
 	return generate(c.fset, f, c.srcs[abs], abs, rel, isString), nil
 }
 
-// readCoverage parses a -covermode=count profile and returns whether a mutant's position is in a block that ran.
-func readCoverage(profile string, p pkg) (func(*mutant) bool, error) {
-	f, err := os.Open(profile)
+// block is one basic block of a coverage profile.
+type block struct{ sl, sc, el, ec int }
+
+func (b block) contains(m *mutant) bool {
+	after := m.Line > b.sl || (m.Line == b.sl && m.Col >= b.sc)
+	before := m.Line < b.el || (m.Line == b.el && m.Col <= b.ec)
+	return after && before
+}
+
+// profile is a parsed -covermode=count profile of one package: per file base name, the blocks that ran and all
+// blocks.
+type profile struct{ ran, all map[string][]block }
+
+func readProfile(file string, p pkg) (*profile, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	type block struct{ sl, sc, el, ec int }
-	ran := map[string][]block{} // file base name -> blocks with count > 0
+	prof := &profile{ran: map[string][]block{}, all: map[string][]block{}}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
@@ -144,11 +155,7 @@ func readCoverage(profile string, p pkg) (func(*mutant) bool, error) {
 		}
 		// import/path/file.go:12.3,14.5 2 1
 		colon := strings.LastIndex(line, ":")
-		if colon < 0 {
-			continue
-		}
-		file := line[:colon]
-		if path.Dir(file) != p.ImportPath {
+		if colon < 0 || path.Dir(line[:colon]) != p.ImportPath {
 			continue
 		}
 		var b block
@@ -156,22 +163,26 @@ func readCoverage(profile string, p pkg) (func(*mutant) bool, error) {
 		if _, err := fmt.Sscanf(line[colon+1:], "%d.%d,%d.%d %d %d", &b.sl, &b.sc, &b.el, &b.ec, &stmts, &count); err != nil {
 			return nil, fmt.Errorf("coverage line %q: %w", line, err)
 		}
+		base := path.Base(line[:colon])
+		prof.all[base] = append(prof.all[base], b)
 		if count > 0 {
-			base := path.Base(file)
-			ran[base] = append(ran[base], b)
+			prof.ran[base] = append(prof.ran[base], b)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return func(m *mutant) bool {
-		for _, b := range ran[filepath.Base(m.abs)] {
-			after := m.Line > b.sl || (m.Line == b.sl && m.Col >= b.sc)
-			before := m.Line < b.el || (m.Line == b.el && m.Col <= b.ec)
-			if after && before {
+	return prof, sc.Err()
+}
+
+// covers reports whether the profile's run executed the mutant's position. A position in no block at all (a
+// case's expression, which the cover tool does not instrument) counts as executed, to be safe.
+func (prof *profile) covers(m *mutant) bool {
+	base := filepath.Base(m.abs)
+	in := func(blocks []block) bool {
+		for _, b := range blocks {
+			if b.contains(m) {
 				return true
 			}
 		}
 		return false
-	}, nil
+	}
+	return in(prof.ran[base]) || !in(prof.all[base])
 }

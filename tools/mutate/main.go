@@ -300,31 +300,60 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 	if out, err := goTestC(p, bin, "", true); err != nil {
 		return nil, fmt.Errorf("build baseline tests of %s: %v\n%s", p.ImportPath, err, out)
 	}
-	cover := filepath.Join(work, "cover.out")
+	// Each top-level test alone, with coverage: a mutant then runs only the tests that execute its line (and the
+	// whole run's time gives the mutants' timeout).
+	out, err := exec.Command(bin, "-test.list", ".").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list the tests of %s: %w", p.ImportPath, err)
+	}
+	var runRE *regexp.Regexp
+	if cfg.run != "" {
+		runRE = regexp.MustCompile(cfg.run)
+	}
+	tests := map[string]*profile{}
 	start := time.Now()
-	if out, err := runTests(context.Background(), p, bin, cfg.run, time.Hour, "-test.coverprofile="+cover); err != nil {
-		return nil, fmt.Errorf("the tests of %s fail without any mutant: %v\n%s", p.ImportPath, err, tail(out))
+	for i, name := range strings.Fields(string(out)) {
+		if !(strings.HasPrefix(name, "Test") || strings.HasPrefix(name, "Fuzz")) || (runRE != nil && !runRE.MatchString(name)) {
+			continue
+		}
+		cover := filepath.Join(work, fmt.Sprintf("cover%d.out", i))
+		if out, err := runTests(context.Background(), p, bin, "^"+name+"$", time.Hour, "-test.coverprofile="+cover); err != nil {
+			return nil, fmt.Errorf("%s of %s fails without any mutant: %v\n%s", name, p.ImportPath, err, tail(out))
+		}
+		if tests[name], err = readProfile(cover, p); err != nil {
+			return nil, err
+		}
 	}
 	res.baseline = time.Since(start)
-	covered, err := readCoverage(cover, p)
-	if err != nil {
-		return nil, err
-	}
 	timeout := max(cfg.minTimeout, time.Duration(cfg.factor*float64(res.baseline)))
-	fmt.Fprintf(os.Stderr, "mutate: %s: %d mutants, baseline %s, timeout %s\n", p.ImportPath, len(mutants), res.baseline.Round(time.Millisecond), timeout.Round(time.Second))
+	fmt.Fprintf(os.Stderr, "mutate: %s: %d mutants, %d tests, baseline %s, timeout %s\n", p.ImportPath, len(mutants), len(tests), res.baseline.Round(time.Millisecond), timeout.Round(time.Second))
+	selectTests := func(m *mutant) string {
+		var names []string
+		for name, prof := range tests {
+			if !m.InFunc || prof.covers(m) {
+				names = append(names, regexp.QuoteMeta(name))
+			}
+		}
+		if len(names) == 0 {
+			return ""
+		}
+		sort.Strings(names)
+		return "^(" + strings.Join(names, "|") + ")$"
+	}
 
 	res.outcomes = make([]outcome, len(mutants))
 	var toRun []int
+	runs := make([]string, len(mutants)) // the -test.run of each mutant
 	for i, m := range mutants {
 		o := outcome{m: m}
 		switch {
 		case cfg.equivalent[m.ID] != "":
 			o.kind, o.note = equivalent, cfg.equivalent[m.ID]
-		case m.InFunc && !covered(m):
-			o.kind, o.note = uncovered, "not covered"
 		default:
 			if err := checker.typeCheck(m); err != nil {
 				o.kind, o.note = notViable, err.Error()
+			} else if runs[i] = selectTests(m); runs[i] == "" {
+				o.kind, o.note = uncovered, "not covered"
 			} else {
 				toRun = append(toRun, i)
 			}
@@ -345,7 +374,7 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 			dir := filepath.Join(work, fmt.Sprint("w", w))
 			_ = os.MkdirAll(dir, 0o755)
 			for i := range next {
-				kind, note := runMutant(p, res.outcomes[i].m, dir, cfg.run, timeout)
+				kind, note := runMutant(p, res.outcomes[i].m, dir, runs[i], timeout)
 				mu.Lock()
 				res.outcomes[i].kind, res.outcomes[i].note = kind, note
 				done++
@@ -397,7 +426,8 @@ func runMutant(p pkg, m *mutant, dir, run string, timeout time.Duration) (kind, 
 }
 
 func goTestC(p pkg, bin, overlay string, cover bool) ([]byte, error) {
-	args := []string{"test", "-c", "-o", bin}
+	// No vet and no symbol tables: a mutant's build is mostly the link of a large test binary.
+	args := []string{"test", "-c", "-vet=off", "-ldflags=-s -w", "-o", bin}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
