@@ -105,6 +105,16 @@ FUZZ_TARGETS := \
 	./handlers/user/user:FuzzParseCreateRequest:150000x \
 	./handlers/user/user:FuzzCreateUser:100000x
 
+# fuzz-short gives every target of FUZZ_TARGETS a few seconds of real fuzzing (not only its seeds), one worker
+# each so that it stays frugal on a shared machine; .ci/run calls it after make test (about 3 minutes in all).
+FUZZ_SHORT_TIME ?= 3s
+fuzz-short: ## every fuzz target for FUZZ_SHORT_TIME (default 3s) with one worker: CI's bounded fuzzing
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; \
+		echo "== $$name in $$pkg, $(FUZZ_SHORT_TIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_SHORT_TIME) -parallel 1 $$pkg; \
+	done
+
 fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIABILITY.md)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
