@@ -3,9 +3,11 @@ package sqs
 // Tests for behaviour that `make mutate` found unguarded: each names the decision it pins down.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,4 +333,40 @@ func TestReportLevels(t *testing.T) {
 		assert.Empty(t, rec.bodies(), "refused, not run again")
 		assert.Contains(t, env.logs.String(), `"level":"ERROR","msg":"sqs message's earlier processing stopped before finishing and the lease policy refuses to run it again`)
 	})
+}
+
+// goroutineID names the calling goroutine (the second field of its stack trace header).
+func goroutineID() string {
+	b := make([]byte, 64)
+	return string(bytes.Fields(b[:runtime.Stack(b, false)])[1])
+}
+
+// With a concurrency of one (the default, or set last) a batch is handled on the invocation's own goroutine:
+// sequential for real, no worker started.
+func TestConcurrencyOneRunsOnTheCallersGoroutine(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []Option
+	}{
+		{"default", nil},
+		{"WithConcurrency(1)", []Option{WithConcurrency(1)}},
+		{"WithConcurrency(4) then WithConcurrency(1)", []Option{WithConcurrency(4), WithConcurrency(1)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			caller := goroutineID()
+			var others []string
+			h := Batch(env.engine, func(context.Context, events.SQSMessage) error {
+				if id := goroutineID(); id != caller {
+					others = append(others, id)
+				}
+				return nil
+			}, tc.opts...)
+			resp, err := h(context.Background(), standardBatch(3, "arn:aws:sqs:us-east-1:123456789012:orders"))
+			require.NoError(t, err)
+			assert.Empty(t, resp.BatchItemFailures)
+			assert.Empty(t, others, "handled on the caller's goroutine")
+		})
+	}
 }
