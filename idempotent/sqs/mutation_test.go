@@ -287,7 +287,9 @@ func TestDisabledEngineIgnoresKeys(t *testing.T) {
 	e := idempotent.New(nil, idempotent.WithDisabled(true))
 	var rec recorder
 	h := Batch(e, rec.handle, WithKeyField("orderId"))
-	resp := run(t, h, context.Background(), standardBatch(2, "arn:aws:sqs:us-east-1:123456789012:orders"))
+	ev := standardBatch(2, "arn:aws:sqs:us-east-1:123456789012:orders")
+	ev.Records[0].Body = `{"orderId":""}` // an unusable key: it would fail the message were keys computed
+	resp := run(t, h, context.Background(), ev)
 	assert.Empty(t, resp.BatchItemFailures)
 	assert.Len(t, rec.bodies(), 2)
 }
