@@ -46,6 +46,7 @@ const ddbtestPkg = "github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
 
 type config struct {
 	files      *regexp.Regexp
+	ids        map[string]bool // when not empty, only these mutants
 	run        string
 	jobs       int
 	factor     float64
@@ -58,6 +59,7 @@ type config struct {
 func main() {
 	var (
 		files   = flag.String("files", "", "mutate only files whose module-relative path matches this regexp")
+		ids     = flag.String("ids", "", "comma-separated mutant ids: run only these (e.g. to check that new tests kill the survivors of a report)")
 		run     = flag.String("run", "", "passed to the test binary as -test.run (e.g. to keep an integration suite affordable)")
 		jobs    = flag.Int("j", 1, "mutants run at once (each one compiles and runs a test binary)")
 		factor  = flag.Float64("timeout-factor", 3, "a mutant's test run may take this many times the baseline run")
@@ -75,6 +77,12 @@ func main() {
 	cfg := config{run: *run, jobs: max(1, *jobs), factor: *factor, minTimeout: *minTO, min: *minPct, verbose: *verbose}
 	if *files != "" {
 		cfg.files = regexp.MustCompile(*files)
+	}
+	if *ids != "" {
+		cfg.ids = map[string]bool{}
+		for _, id := range strings.Split(*ids, ",") {
+			cfg.ids[strings.TrimSpace(id)] = true
+		}
 	}
 	var err error
 	if cfg.equivalent, err = readEquivalent(*eqFile); err != nil {
@@ -287,7 +295,11 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		mutants = append(mutants, ms...)
+		for _, m := range ms {
+			if len(cfg.ids) == 0 || cfg.ids[m.ID] {
+				mutants = append(mutants, m)
+			}
+		}
 	}
 	res := &pkgResult{pkg: p}
 	if len(mutants) == 0 {
