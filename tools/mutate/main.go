@@ -220,10 +220,9 @@ const (
 )
 
 type outcome struct {
-	m      *mutant
-	kind   string
-	note   string // "not covered", the equivalence reason, or the failing test
-	reason string
+	m    *mutant
+	kind string
+	note string // "not covered", the equivalence reason, or the failing test
 }
 
 type pkgResult struct {
