@@ -141,3 +141,39 @@ func TestMaxEffects(t *testing.T) {
 		assert.Contains(t, err.Error(), "100 effects plus the completed record")
 	})
 }
+
+func TestFenceReasons(t *testing.T) {
+	ctx := context.Background()
+	s0 := New(fakeAPI{t: t}, "tbl")
+	o := s0.Options()
+	effect := types.TransactWriteItem{Put: &types.Put{TableName: aws.String("orders"), Item: map[string]types.AttributeValue{"id": str("x")}}}
+	old := func(status, owner string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{o.StatusAttr: str(status), o.OwnerAttr: str(owner)}
+	}
+	tests := []struct {
+		name    string
+		reasons []types.CancellationReason
+		want    string
+	}{
+		{"one reason only: still the fence", []types.CancellationReason{{Code: aws.String("ConditionalCheckFailed")}}, "record absent"},
+		{"taken over by another invocation", []types.CancellationReason{
+			{Code: aws.String("ConditionalCheckFailed"), Item: old("INPROGRESS", "owner-2")}, {Code: aws.String("None")},
+		}, "record held by another invocation"},
+		{"completed by another", []types.CancellationReason{
+			{Code: aws.String("ConditionalCheckFailed"), Item: old("COMPLETED", "owner-2")}, {Code: aws.String("None")},
+		}, "record is COMPLETED"},
+		{"ours, in progress, yet failed", []types.CancellationReason{
+			{Code: aws.String("ConditionalCheckFailed"), Item: old("INPROGRESS", "owner-1")}, {Code: aws.String("None")},
+		}, "condition failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(fakeAPI{t: t, tx: func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+				return nil, &types.TransactionCanceledException{CancellationReasons: tc.reasons}
+			}}, "tbl")
+			err := s.Complete(ctx, mtRecord(idempotent.StatusCompleted), []idempotent.Effect{effect})
+			require.ErrorIs(t, err, idempotent.ErrFenced)
+			assert.Contains(t, err.Error(), ": "+tc.want+": ")
+		})
+	}
+}
