@@ -94,6 +94,8 @@ func TestTransactionErrorShapes(t *testing.T) {
 		{"cancelled without reasons", cancelled(), nil, "transaction cancelled ()"},
 		// More reasons than items (a server that pads): the extra ones are not effects of ours.
 		{"more reasons than items", cancelled("None", "None", "ConditionalCheckFailed"), nil, "transaction cancelled (None, None, ConditionalCheckFailed)"},
+		// Fewer reasons than items: the missing ones are not read.
+		{"fewer reasons than items", cancelled("None"), nil, "transaction cancelled (None)"},
 		{"the one effect failed", cancelled("None", "ConditionalCheckFailed"), idempotent.ErrEffectFailed, "effect 0 (Put on table orders) failed"},
 	}
 	for _, tc := range tests {
