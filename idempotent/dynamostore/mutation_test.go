@@ -4,8 +4,12 @@ package dynamostore
 // classification. Unit level (a fake client): DynamoDB cannot be made to answer these shapes on demand.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,6 +180,179 @@ func TestFenceReasons(t *testing.T) {
 			err := s.Complete(ctx, mtRecord(idempotent.StatusCompleted), []idempotent.Effect{effect})
 			require.ErrorIs(t, err, idempotent.ErrFenced)
 			assert.Contains(t, err.Error(), ": "+tc.want+": ")
+		})
+	}
+}
+
+func TestItemSizeCountsEachType(t *testing.T) {
+	it := map[string]types.AttributeValue{
+		"ab": str("xyz"),                                              // 2 + 3
+		"c":  &types.AttributeValueMemberN{Value: "12"},               // 1 + 2 + 1
+		"d":  &types.AttributeValueMemberB{Value: []byte{1, 2, 3, 4}}, // 1 + 4
+		"e":  &types.AttributeValueMemberBOOL{Value: true},            // 1 + 64: a type this package never writes, counted high
+	}
+	assert.Equal(t, 79, itemSize(it))
+	assert.Equal(t, 0, itemSize(nil))
+}
+
+// The size limit in DynamoDB's own figures: 400 KiB, of which the store keeps 1 KiB as margin.
+func TestItemSizeLimitInBytes(t *testing.T) {
+	const limit = 400*1024 - 1024
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		extra    int // bytes beyond the limit
+		tooLarge bool
+	}{
+		{"exactly at the limit is stored", 0, false},
+		{"one byte over is replaced by the marker", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var put map[string]types.AttributeValue
+			s := New(fakeAPI{t: t, put: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+				put = in.Item
+				return &dynamodb.PutItemOutput{}, nil
+			}}, "tbl", func(o *Options) { o.CompressThreshold = -1 })
+			rec := mtRecord(idempotent.StatusCompleted)
+			rec.Response = []byte{0xff} // not UTF-8: stored as B, one byte per byte
+			base, err := s.item(rec, false)
+			require.NoError(t, err)
+			rec.Response = make([]byte, 1+limit-itemSize(base)+tc.extra)
+			_, _ = rand.Read(rec.Response)
+			rec.Response[0] = 0xff
+			require.NoError(t, s.Complete(ctx, rec, nil))
+			require.NotNil(t, put)
+			if tc.tooLarge {
+				assert.Equal(t, str(EncodingTooLarge), put[s.Options().DataEncodingAttr])
+				assert.NotContains(t, put, s.Options().DataAttr)
+			} else {
+				assert.Equal(t, limit, itemSize(put))
+				assert.Contains(t, put, s.Options().DataAttr)
+			}
+		})
+	}
+}
+
+func TestCompressThresholdBoundary(t *testing.T) {
+	resp := []byte(strings.Repeat("compressible ", 40)) // 520 bytes
+	for _, tc := range []struct {
+		name      string
+		threshold int
+		gzip      bool
+	}{
+		{"threshold equal to the size compresses", len(resp), true},
+		{"threshold one above does not", len(resp) + 1, false},
+		{"threshold 1 compresses", 1, true},
+		{"negative disables", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(fakeAPI{t: t}, "tbl", func(o *Options) { o.CompressThreshold = tc.threshold })
+			data, enc, err := s.encodeData(resp)
+			require.NoError(t, err)
+			if tc.gzip {
+				assert.Equal(t, EncodingGzip, enc)
+				b, ok := data.(*types.AttributeValueMemberB)
+				require.True(t, ok)
+				assert.Less(t, len(b.Value), len(resp))
+			} else {
+				assert.Empty(t, enc)
+				assert.Equal(t, str(string(resp)), data)
+			}
+		})
+	}
+	t.Run("an empty response with threshold 1 is stored as is", func(t *testing.T) {
+		s := New(fakeAPI{t: t}, "tbl", func(o *Options) { o.CompressThreshold = 1 })
+		data, enc, err := s.encodeData([]byte{})
+		require.NoError(t, err)
+		assert.Empty(t, enc)
+		assert.Equal(t, str(""), data)
+	})
+}
+
+func TestDecodeMalformedItems(t *testing.T) {
+	s := New(fakeAPI{t: t}, "tbl", func(o *Options) { o.KeyPrefix = "p#" })
+	o := s.Options()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(strings.Repeat("a response ", 100)))
+	require.NoError(t, zw.Close())
+	truncated := gz.Bytes()[:gz.Len()-6]
+	tests := []struct {
+		name string
+		edit func(map[string]types.AttributeValue)
+		err  string // empty: decodes
+	}{
+		{"no key", func(it map[string]types.AttributeValue) { delete(it, o.IDAttr) }, fmt.Sprintf("item has no %q attribute", o.IDAttr)},
+		{"key not a string", func(it map[string]types.AttributeValue) { it[o.IDAttr] = &types.AttributeValueMemberN{Value: "1"} }, "want S"},
+		{"key without the prefix", func(it map[string]types.AttributeValue) { it[o.IDAttr] = str("id-1") }, `lacks the key prefix "p#"`},
+		{"no status", func(it map[string]types.AttributeValue) { delete(it, o.StatusAttr) }, fmt.Sprintf("item has no %q attribute", o.StatusAttr)},
+		{"unknown status", func(it map[string]types.AttributeValue) { it[o.StatusAttr] = str("WEIRD") }, "item id-1:"},
+		{"no fingerprint: optional", func(it map[string]types.AttributeValue) { delete(it, o.ValidationAttr) }, ""},
+		{"fingerprint not a string", func(it map[string]types.AttributeValue) {
+			it[o.ValidationAttr] = &types.AttributeValueMemberN{Value: "1"}
+		}, "want S"},
+		{"no owner: optional", func(it map[string]types.AttributeValue) { delete(it, o.OwnerAttr) }, ""},
+		{"owner not a string", func(it map[string]types.AttributeValue) { it[o.OwnerAttr] = &types.AttributeValueMemberN{Value: "1"} }, "want S"},
+		{"encoding not a string", func(it map[string]types.AttributeValue) {
+			it[o.DataEncodingAttr] = &types.AttributeValueMemberN{Value: "1"}
+		}, "want S"},
+		{"gzip that is not gzip", func(it map[string]types.AttributeValue) {
+			it[o.DataEncodingAttr] = str(EncodingGzip)
+			it[o.DataAttr] = &types.AttributeValueMemberB{Value: []byte("plain")}
+		}, "decompress response"},
+		{"truncated gzip", func(it map[string]types.AttributeValue) {
+			it[o.DataEncodingAttr] = str(EncodingGzip)
+			it[o.DataAttr] = &types.AttributeValueMemberB{Value: truncated}
+		}, "decompress response"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			it, err := s.item(mtRecord(idempotent.StatusCompleted), false)
+			require.NoError(t, err)
+			tc.edit(it)
+			d, err := s.decode(it)
+			if tc.err == "" {
+				require.NoError(t, err)
+				assert.Equal(t, "id-1", d.rec.ID)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.err)
+		})
+	}
+	t.Run("an empty response decodes as empty, not nil", func(t *testing.T) {
+		rec := mtRecord(idempotent.StatusCompleted)
+		rec.Response = nil
+		it, err := s.item(rec, false)
+		require.NoError(t, err)
+		it[s.Options().DataAttr] = &types.AttributeValueMemberB{Value: nil}
+		d, err := s.decode(it)
+		require.NoError(t, err)
+		assert.NotNil(t, d.rec.Response)
+		assert.Empty(t, d.rec.Response)
+	})
+}
+
+func TestEffectFailureNamesItsTable(t *testing.T) {
+	ctx := context.Background()
+	effects := []idempotent.Effect{
+		types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String("carts")}},
+		types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{TableName: aws.String("stock")}},
+	}
+	for i, want := range []string{"effect 0 (Delete on table carts) failed", "effect 1 (ConditionCheck on table stock) failed"} {
+		t.Run(want, func(t *testing.T) {
+			codes := []string{"None", "None", "None"}
+			codes[i+1] = "ConditionalCheckFailed"
+			var rs []types.CancellationReason
+			for _, c := range codes {
+				rs = append(rs, types.CancellationReason{Code: aws.String(c)})
+			}
+			s := New(fakeAPI{t: t, tx: func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+				return nil, &types.TransactionCanceledException{CancellationReasons: rs}
+			}}, "tbl")
+			err := s.Complete(ctx, mtRecord(idempotent.StatusCompleted), effects)
+			require.ErrorIs(t, err, idempotent.ErrEffectFailed)
+			assert.Contains(t, err.Error(), want)
 		})
 	}
 }
