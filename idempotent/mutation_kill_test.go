@@ -249,6 +249,7 @@ func TestLocalCacheBounds(t *testing.T) {
 		{"ttl longer than the record, before its expiry", time.Hour, time.Minute, 59 * time.Second, true},
 		{"ttl zero: until the record expires", 0, time.Hour, 59 * time.Minute, true},
 		{"ttl zero: not past the record's expiry", 0, time.Hour, time.Hour, false},
+		{"ttl of one nanosecond is a ttl", time.Nanosecond, time.Hour, time.Nanosecond, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,6 +272,39 @@ func TestLocalCacheBounds(t *testing.T) {
 			}
 		})
 	}
+	t.Run("size one caches one record", func(t *testing.T) {
+		spy := newSpy()
+		e := mkEngine(spy, nil, idempotent.WithLocalCache(1, time.Minute))
+		_, err := mkRun(context.Background(), e, "k", ok(1))
+		require.NoError(t, err)
+		spy.Store = memstore.New()
+		res, err := mkRun(context.Background(), e, "k", ok(2))
+		require.NoError(t, err)
+		assert.True(t, res.Replayed())
+	})
+	t.Run("an expired entry frees its slot", func(t *testing.T) {
+		// Size 2: A expires and is read (which, kept, would make it the most recent entry), then C is added. B,
+		// still live, must stay cached: had A stayed, C would have evicted B.
+		spy := newSpy()
+		clk := idempotenttest.NewClock(mkT0)
+		e := mkEngine(spy, nil, idempotent.WithClock(clk), idempotent.WithLocalCache(2, time.Minute))
+		_, err := mkRun(context.Background(), e, "A", ok(1))
+		require.NoError(t, err)
+		clk.Advance(50 * time.Second)
+		_, err = mkRun(context.Background(), e, "B", ok(1))
+		require.NoError(t, err)
+		clk.Advance(11 * time.Second) // A's entry ended, B's has 49 s left
+		spy.Store = memstore.New()    // from here on only the cache knows B
+		// A misses the cache and runs again, failing: nothing of A is cached anew.
+		_, err = mkRun(context.Background(), e, "A", func(context.Context) (mkOut, error) { return mkOut{}, errors.New("fails") })
+		require.Error(t, err)
+		_, err = mkRun(context.Background(), e, "C", ok(1))
+		require.NoError(t, err)
+		res, err := mkRun(context.Background(), e, "B", ok(2))
+		require.NoError(t, err)
+		assert.True(t, res.Replayed(), "B is still cached")
+		assert.Equal(t, 1, res.Value.N)
+	})
 	t.Run("size zero: no cache", func(t *testing.T) {
 		spy := newSpy()
 		e := mkEngine(spy, nil, idempotent.WithLocalCache(0, time.Minute))
