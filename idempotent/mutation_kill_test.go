@@ -136,6 +136,8 @@ func TestOptionGuards(t *testing.T) {
 		{"WithLease(5m)", []idempotent.Option{idempotent.WithLease(5 * time.Minute)}, 5 * time.Minute, 24 * hour},
 		{"WithLease(0) keeps the default", []idempotent.Option{idempotent.WithLease(0)}, time.Minute, 24 * hour},
 		{"WithLease(-1) keeps the default", []idempotent.Option{idempotent.WithLease(-1)}, time.Minute, 24 * hour},
+		{"WithRetention(1ns) is honoured", []idempotent.Option{idempotent.WithRetention(time.Nanosecond)}, time.Minute, time.Nanosecond},
+		{"WithLease(1ns) is honoured", []idempotent.Option{idempotent.WithLease(time.Nanosecond)}, time.Nanosecond, 24 * hour},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,4 +542,19 @@ func TestRequestDeadlineBoundsCompletionAndRelease(t *testing.T) {
 		assert.False(t, spy.completeDL.Before(returned.Add(100*time.Millisecond)), "at least 100 ms")
 		assert.False(t, spy.completeDL.After(spy.completeAt.Add(100*time.Millisecond)), "at most 100 ms")
 	})
+}
+
+func TestLeasePolicyString(t *testing.T) {
+	assert.Equal(t, "rerun", idempotent.LeaseReRun.String())
+	assert.Equal(t, "refuse", idempotent.LeaseRefuse.String())
+}
+
+func TestCompletionTimeoutOfOneNanosecond(t *testing.T) {
+	spy := newSpy()
+	e := mkEngine(spy, nil, idempotent.WithCompletionTimeout(time.Nanosecond))
+	var returned time.Time
+	_, err := mkRun(context.Background(), e, "k", func(context.Context) (mkOut, error) { returned = time.Now(); return mkOut{}, nil })
+	require.NoError(t, err)
+	assert.False(t, spy.completeDL.Before(returned.Add(time.Nanosecond)))
+	assert.False(t, spy.completeDL.After(spy.completeAt.Add(time.Nanosecond)), "the budget set, not the default five seconds")
 }
