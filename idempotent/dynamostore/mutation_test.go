@@ -356,3 +356,30 @@ func TestEffectFailureNamesItsTable(t *testing.T) {
 		})
 	}
 }
+
+func TestOptionsDefaultsAndOverrides(t *testing.T) {
+	got := New(fakeAPI{t: t}, "tbl").Options()
+	assert.Equal(t, "id", got.IDAttr)
+	assert.Equal(t, "status", got.StatusAttr)
+	assert.Equal(t, "expiration", got.ExpirationAttr)
+	assert.Equal(t, "in_progress_expiration", got.InProgressExpirationAttr)
+	assert.Equal(t, "validation", got.ValidationAttr)
+	assert.Equal(t, "data", got.DataAttr)
+	assert.Equal(t, "owner", got.OwnerAttr)
+	assert.Equal(t, "data_encoding", got.DataEncodingAttr)
+	assert.Equal(t, "idempotency", got.StaticPartitionKey)
+	assert.Equal(t, 4096, got.CompressThreshold)
+	assert.NotNil(t, got.Logger)
+	assert.Empty(t, got.SortKeyAttr)
+	assert.Empty(t, got.KeyPrefix)
+
+	set := New(fakeAPI{t: t}, "tbl", func(o *Options) {
+		o.IDAttr, o.SortKeyAttr, o.StatusAttr, o.ExpirationAttr = "pk", "sk", "st", "exp"
+		o.InProgressExpirationAttr, o.ValidationAttr, o.DataAttr, o.OwnerAttr = "lease", "fp", "body", "holder"
+		o.DataEncodingAttr, o.StaticPartitionKey, o.CompressThreshold = "enc", "static", -1
+	}).Options()
+	assert.Equal(t, []string{"pk", "sk", "st", "exp", "lease", "fp", "body", "holder", "enc", "static"},
+		[]string{set.IDAttr, set.SortKeyAttr, set.StatusAttr, set.ExpirationAttr, set.InProgressExpirationAttr,
+			set.ValidationAttr, set.DataAttr, set.OwnerAttr, set.DataEncodingAttr, set.StaticPartitionKey})
+	assert.Equal(t, -1, set.CompressThreshold)
+}
