@@ -383,3 +383,41 @@ func TestOptionsDefaultsAndOverrides(t *testing.T) {
 			set.ValidationAttr, set.DataAttr, set.OwnerAttr, set.DataEncodingAttr, set.StaticPartitionKey})
 	assert.Equal(t, -1, set.CompressThreshold)
 }
+
+// The store writes the status its call implies, whatever the record passed in says.
+func TestStatusWrittenByEachCall(t *testing.T) {
+	ctx := context.Background()
+	var put map[string]types.AttributeValue
+	s := New(fakeAPI{t: t, put: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+		put = in.Item
+		return &dynamodb.PutItemOutput{}, nil
+	}}, "tbl")
+	o := s.Options()
+
+	rec := mtRecord(idempotent.StatusCompleted) // a caller's mistake: Claim still writes INPROGRESS, no response
+	existing, err := s.Claim(ctx, idempotent.Claim{Record: rec, Now: rec.LeaseEnd.Add(-time.Minute)})
+	require.NoError(t, err)
+	assert.Nil(t, existing)
+	assert.Equal(t, str("INPROGRESS"), put[o.StatusAttr])
+	assert.NotContains(t, put, o.DataAttr)
+	assert.Contains(t, put, o.InProgressExpirationAttr)
+
+	rec = mtRecord(idempotent.StatusInProgress) // Complete writes COMPLETED without a lease
+	rec.Response = []byte(`{"ok":true}`)
+	require.NoError(t, s.Complete(ctx, rec, nil))
+	assert.Equal(t, str("COMPLETED"), put[o.StatusAttr])
+	assert.NotContains(t, put, o.InProgressExpirationAttr)
+	assert.Equal(t, str(`{"ok":true}`), put[o.DataAttr])
+}
+
+// An old item too short to be a record is reported, not read again.
+func TestClaimConflictWithUnreadableOldItem(t *testing.T) {
+	s := New(fakeAPI{t: t, put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+		return nil, &types.ConditionalCheckFailedException{Item: map[string]types.AttributeValue{"id": str("id-1")}}
+	}}, "tbl") // a GetItem would fail the test
+	rec := mtRecord(idempotent.StatusInProgress)
+	_, err := s.Claim(context.Background(), idempotent.Claim{Record: rec, Now: rec.LeaseEnd.Add(-time.Minute)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dynamostore: claim id-1:")
+	assert.Contains(t, err.Error(), `no "status" attribute`)
+}
