@@ -8,6 +8,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -420,4 +421,15 @@ func TestClaimConflictWithUnreadableOldItem(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "dynamostore: claim id-1:")
 	assert.Contains(t, err.Error(), `no "status" attribute`)
+}
+
+func TestGetReportsTheReadFailure(t *testing.T) {
+	s := New(fakeAPI{t: t, get: func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) {
+		return nil, errors.New("throttled")
+	}}, "tbl")
+	rec, err := s.Get(context.Background(), "id-1", time.Now())
+	assert.Nil(t, rec)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dynamostore: get id-1:")
+	assert.Contains(t, err.Error(), "throttled")
 }

@@ -24,6 +24,8 @@ type tableFake struct {
 	ttlCalls    int
 	updateErr   error
 	updatedAttr string
+	describeErr error // DescribeTable's error
+	ttlErr      error // DescribeTimeToLive's error
 }
 
 func (f *tableFake) CreateTable(_ context.Context, in *dynamodb.CreateTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error) {
@@ -32,10 +34,16 @@ func (f *tableFake) CreateTable(_ context.Context, in *dynamodb.CreateTableInput
 }
 
 func (f *tableFake) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	if f.describeErr != nil {
+		return nil, f.describeErr
+	}
 	return &dynamodb.DescribeTableOutput{Table: &types.TableDescription{TableName: in.TableName, TableStatus: types.TableStatusActive, KeySchema: f.schema}}, nil
 }
 
 func (f *tableFake) DescribeTimeToLive(context.Context, *dynamodb.DescribeTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error) {
+	if f.ttlErr != nil {
+		return nil, f.ttlErr
+	}
 	d := f.ttl[min(f.ttlCalls, len(f.ttl)-1)]
 	f.ttlCalls++
 	return &dynamodb.DescribeTimeToLiveOutput{TimeToLiveDescription: d}, nil
@@ -85,6 +93,8 @@ func TestCreateTableDecisions(t *testing.T) {
 			opts: []func(*Options){func(o *Options) { o.SortKeyAttr = "sk" }}},
 		{name: "update fails but a concurrent caller enabled it", fake: tableFake{schema: keys("id", "HASH"), updateErr: errors.New("in progress"),
 			ttl: []*types.TimeToLiveDescription{nil, enabled}}, updatedTTL: "expiration"},
+		{name: "describe table fails", fake: tableFake{describeErr: errors.New("describe denied")}, err: "wait for table tbl:"},
+		{name: "describe TTL fails", fake: tableFake{schema: keys("id", "HASH"), ttlErr: errors.New("ttl denied")}, err: "describe TTL of tbl: ttl denied"},
 		{name: "update fails", fake: tableFake{schema: keys("id", "HASH"), updateErr: errors.New("denied"), ttl: []*types.TimeToLiveDescription{nil}},
 			updatedTTL: "expiration", err: "enable TTL on tbl.expiration: denied"},
 	}
