@@ -106,7 +106,7 @@ FUZZ_TARGETS := \
 	./handlers/user/user:FuzzCreateUser:100000x
 
 # fuzz-short gives every target of FUZZ_TARGETS a few seconds of real fuzzing (not only its seeds), one worker
-# each so that it stays frugal on a shared machine; .ci/run calls it after make test (about 3 minutes in all).
+# each so that it stays frugal on a shared machine; .ci/run calls it after make test (77 s in all on an idle-ish machine).
 FUZZ_SHORT_TIME ?= 3s
 fuzz-short: ## every fuzz target for FUZZ_SHORT_TIME (default 3s) with one worker: CI's bounded fuzzing
 	@set -e; for t in $(FUZZ_TARGETS); do \
