@@ -17,7 +17,7 @@ LAMBDALOCAL   := bin/lambdalocal
 IDEMPOTENCY_STORE ?= dynamodb
 REDIS_PORT    ?= 6379
 
-.PHONY: help deps postgres redis-server test lint fmt run invoke db build deploy sam-local bench soak fuzz validate clean $(LAMBDALOCAL)
+.PHONY: help deps postgres redis-server test lint fmt run invoke db build deploy sam-local bench soak fuzz fuzz-short mutate validate clean $(LAMBDALOCAL)
 
 # The variables help shows with their values (as set on the command line or in the environment), not as $(NAME).
 HELP_VARS := PORT DDB_PORT REDIS_PORT IDEMPOTENCY_STORE FUNCTION EVENT SOAK_DURATION BENCH_COUNT BENCH_OUT
@@ -169,6 +169,16 @@ FUZZ_TARGETS := \
 	./handlers/user/user:FuzzParseCreateRequest:150000x \
 	./handlers/user/user:FuzzCreateUser:100000x
 
+# fuzz-short gives every target of FUZZ_TARGETS a few seconds of real fuzzing (not only its seeds), one worker
+# each so that it stays frugal on a shared machine; .ci/run calls it after make test (77 s in all on an idle-ish machine).
+FUZZ_SHORT_TIME ?= 3s
+fuzz-short: ## every fuzz target for FUZZ_SHORT_TIME (default 3s) with one worker: CI's bounded fuzzing
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; \
+		echo "== $$name in $$pkg, $(FUZZ_SHORT_TIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_SHORT_TIME) -parallel 1 $$pkg; \
+	done
+
 fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIABILITY.md)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
@@ -191,3 +201,11 @@ validate: ## check template.yaml: cfn-lint with the SAM translator if installed,
 # Build outputs only: benchmark results ($(BENCH_OUT)) are kept for the next comparison.
 clean: ## remove build outputs: bin/ (lambdalocal) and .aws-sam/ (sam build)
 	rm -rf bin .aws-sam
+
+# Mutation testing (docs/TESTING.md): tools/mutate changes one operator at a time in an overlay (the tree is never
+# written), runs the package's tests, and reports the score per package and every surviving mutant. MUTATE_FLAGS
+# passes e.g. -files 'sqs.go$$' or -run 'TestX'; -j stays 1 on a shared 2-core machine.
+MUTATE_PKGS  ?= ./idempotent ./idempotent/apigw ./idempotent/dynamostore ./idempotent/sqs
+MUTATE_FLAGS ?=
+mutate: deps ## mutation score per package (tools/mutate) into mutate.txt; accepted equivalents in tools/mutate/equivalent.txt
+	$(GO) run ./tools/mutate -j 1 -equivalent tools/mutate/equivalent.txt -out mutate.txt $(MUTATE_FLAGS) $(MUTATE_PKGS)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/idemkit/idemkit/internal/testwait"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,7 +36,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 		}()
 	}
 	close(ready)
-	wg.Wait()
+	testwait.Group(t, &wg, "the concurrent duplicates")
 
 	for i, err := range errs {
 		require.NoError(t, err, "request %d", i)

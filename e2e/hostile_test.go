@@ -23,6 +23,7 @@ import (
 
 	"github.com/idemkit/idemkit/handlers/payment/payment"
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // Hostile input (issue #5, item 4), black box through the shared `lambdalocal serve` and, for what no HTTP
@@ -92,7 +93,7 @@ func rawRequest(t *testing.T, method, path string, headerLines []string, body []
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	conn.Close() // unblocks the writer if the server stopped reading
-	<-written
+	testwait.Recv(t, written, "the raw request's writer to end")
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 

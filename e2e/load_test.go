@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/idemkit/idemkit/internal/testwait"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -156,9 +157,9 @@ func TestLoad(t *testing.T) {
 			results[s.key][s.copy] = request(s)
 		}()
 	}
-	firstPass.Wait()
+	testwait.Group(t, &firstPass, "every first attempt")
 	loadPhase := time.Since(start)
-	wg.Wait()
+	testwait.Group(t, &wg, "every request and its retries")
 	total := time.Since(start)
 	require.NoError(t, acquireErr, "the load did not finish within its deadline")
 

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/internal/faultinject"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // TestSoak is `make soak` (build tag soak): POST /payments for IDEMKIT_SOAK_DURATION (default 3m, at most 30m)
@@ -229,11 +230,11 @@ func TestSoak(t *testing.T) {
 				request(k)
 			}(round[s.key])
 		}
-		wg.Wait()
+		testwait.Group(t, &wg, "the round's requests")
 	}
 	elapsed := time.Since(start)
 	close(stopKiller)
-	require.NoError(t, <-killerDone)
+	require.NoError(t, testwait.Recv(t, killerDone, "the instance killer to stop"))
 
 	// ---- every key: one payment, one body, one finished execution ----
 	executed, engineLines, err := executedPerRecord(cr.out.String())

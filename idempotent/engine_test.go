@@ -18,6 +18,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -165,7 +166,7 @@ func TestRunInProgress(t *testing.T) {
 				})
 				done <- err
 			}()
-			<-entered
+			testwait.Recv(t, entered, "the first invocation's handler to start")
 			f.clock.Advance(10 * time.Second)
 			_, err := f.run(context.Background(), request("k", "{}"), receipt{}, nil)
 			var ip *idempotent.InProgressError
@@ -175,7 +176,7 @@ func TestRunInProgress(t *testing.T) {
 			assert.GreaterOrEqual(t, ip.RetryAfter, time.Second)
 			assert.InDelta(t, float64(tc.wantLeased), float64(ip.LeaseEnd.Sub(t0)), float64(time.Second))
 			close(release)
-			require.NoError(t, <-done)
+			require.NoError(t, testwait.Recv(t, done, "the first invocation to end"))
 			assert.Equal(t, int32(0), f.runs.Load(), "the duplicate never ran")
 		})
 	}
@@ -329,14 +330,14 @@ func TestStaleInvocationIsFenced(t *testing.T) {
 		})
 		staleDone <- outcome{res, err}
 	}()
-	<-entered
+	testwait.Recv(t, entered, "the stale handler to start")
 	f.clock.Advance(2 * time.Minute) // the first invocation's lease has ended
 	fresh, err := f.run(context.Background(), req, receipt{N: 2, Label: "fresh"}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, idempotent.OutcomeExecuted, fresh.Outcome)
 
 	close(release)
-	stale := <-staleDone
+	stale := testwait.Recv(t, staleDone, "the stale invocation's result")
 	require.NoError(t, stale.err, "the stale handler's own response is still true for its caller")
 	assert.Equal(t, "stale", stale.res.Value.Label)
 
@@ -502,7 +503,7 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 		}()
 	}
 	close(start)
-	wg.Wait()
+	testwait.Group(t, &wg, "the concurrent duplicates")
 	assert.Equal(t, int32(1), f.runs.Load())
 	assert.Equal(t, int32(1), executed.Load())
 	assert.Equal(t, int32(n-1), replayed.Load()+inProgress.Load())

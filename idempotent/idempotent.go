@@ -301,7 +301,7 @@ func (e *Engine) complete(ctx context.Context, rec Record, effects []Effect) err
 	cctx, cancel := e.detached(ctx)
 	defer cancel()
 	backoff := 20 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	for {
 		err := e.store.Complete(cctx, rec, effects)
 		if err == nil {
 			return nil

@@ -118,8 +118,9 @@ func WithClock(clk Clock) Option {
 
 // WithLocalCache keeps up to size completed records in this instance's memory for at most ttl (and never past the
 // record's own expiry), so a duplicate that lands on the same warm instance is answered without a store call.
-// Default: no cache. A cached replay can miss a record deleted from the store by an operator; keep ttl short if
-// that matters.
+// Default: no cache; size zero or less means none. A ttl of zero or less bounds an entry only by its record's
+// expiry (the retention). A cached replay can miss a record deleted from the store by an operator; give a short
+// ttl if that matters.
 func WithLocalCache(size int, ttl time.Duration) Option {
 	return func(c *config) {
 		c.cacheSize = size

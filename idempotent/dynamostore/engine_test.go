@@ -22,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
 	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 var scope = idempotent.Scope{Principal: "user-1", Method: "POST", Route: "/payments"}
@@ -93,7 +94,7 @@ func TestEngineRoundTrips(t *testing.T) {
 		})
 		done <- err
 	}()
-	<-started
+	testwait.Recv(t, started, "the first invocation's handler to start")
 	calls.take()
 	_, err = idempotent.Run(ctx, engine, request("k-2", `{}`), spec, handler(&runs, "x"))
 	var ip *idempotent.InProgressError
@@ -101,7 +102,7 @@ func TestEngineRoundTrips(t *testing.T) {
 	assert.GreaterOrEqual(t, ip.RetryAfter, time.Second)
 	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "in progress")
 	close(finish)
-	require.NoError(t, <-done)
+	require.NoError(t, testwait.Recv(t, done, "the first invocation to end"))
 	assert.Equal(t, int32(1), runs.Load())
 
 	// GetItem fallback when the error lacks the item: two calls for a duplicate.
@@ -314,7 +315,7 @@ func TestConcurrentBursts(t *testing.T) {
 			}()
 		}
 		close(start)
-		wg.Wait()
+		testwait.Group(t, &wg, "the concurrent duplicates")
 		close(errs)
 		for err := range errs {
 			t.Errorf("burst %d: %v", b, err)
@@ -400,7 +401,9 @@ func strPtr(s string) *string { return &s }
 func TestLargeResponses(t *testing.T) {
 	table := newTable(t)
 	client, calls := countingClient(t)
-	engine := idempotent.New(dynamostore.New(client, table))
+	// The completion of a 600 KB response (gzip, then the too-large marker) must not race a fixed budget on a
+	// loaded machine: the budget is the test's own bound.
+	engine := idempotent.New(dynamostore.New(client, table), idempotent.WithCompletionTimeout(testwait.Bound(t)))
 	ctx := context.Background()
 	var runs atomic.Int32
 

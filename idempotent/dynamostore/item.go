@@ -126,13 +126,13 @@ func (s *Store) decode(it map[string]types.AttributeValue) (*decoded, error) {
 		return nil, err
 	}
 	var exp int64
-	if err := s.getNumber(it, s.opts.ExpirationAttr, &exp, true); err != nil {
+	if err := s.getNumber(it, s.opts.ExpirationAttr, &exp); err != nil {
 		return nil, err
 	}
 	d.rec.ExpiresAt = time.Unix(exp, 0)
 	if st == idempotent.StatusInProgress {
 		var lease int64
-		if err := s.getNumber(it, s.opts.InProgressExpirationAttr, &lease, true); err != nil {
+		if err := s.getNumber(it, s.opts.InProgressExpirationAttr, &lease); err != nil {
 			return nil, err
 		}
 		d.rec.LeaseEnd = time.UnixMilli(lease)
@@ -192,13 +192,11 @@ func (s *Store) getString(it map[string]types.AttributeValue, name string, dst *
 	return attributevalue.Unmarshal(av, dst)
 }
 
-func (s *Store) getNumber(it map[string]types.AttributeValue, name string, dst *int64, required bool) error {
+// getNumber reads the number attribute name, which must be present (every caller needs it).
+func (s *Store) getNumber(it map[string]types.AttributeValue, name string, dst *int64) error {
 	av, ok := it[name]
 	if !ok {
-		if required {
-			return fmt.Errorf("dynamostore: item has no %q attribute", name)
-		}
-		return nil
+		return fmt.Errorf("dynamostore: item has no %q attribute", name)
 	}
 	if _, isN := av.(*types.AttributeValueMemberN); !isN {
 		return fmt.Errorf("dynamostore: attribute %q is %T, want N", name, av)

@@ -11,16 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// TableAPI is the part of the DynamoDB client CreateTable uses. *dynamodb.Client satisfies it.
-type TableAPI interface {
-	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
-	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
-	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
-	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
-}
-
-var _ TableAPI = (*dynamodb.Client)(nil)
-
 // tableWait bounds the wait for a new table to become ACTIVE; ctx may end it sooner.
 const tableWait = 5 * time.Minute
 
@@ -33,7 +23,7 @@ const tableWait = 5 * time.Minute
 // The IAM actions it needs: dynamodb:CreateTable, dynamodb:DescribeTable, dynamodb:DescribeTimeToLive and
 // dynamodb:UpdateTimeToLive. Production tables are better declared in infrastructure as code (SAM, CloudFormation);
 // CreateTable serves local runs and tests.
-func CreateTable(ctx context.Context, client TableAPI, table string, optFns ...func(*Options)) error {
+func CreateTable(ctx context.Context, client API, table string, optFns ...func(*Options)) error {
 	o := resolve(optFns)
 	want := []types.KeySchemaElement{{AttributeName: aws.String(o.IDAttr), KeyType: types.KeyTypeHash}}
 	defs := []types.AttributeDefinition{{AttributeName: aws.String(o.IDAttr), AttributeType: types.ScalarAttributeTypeS}}
@@ -65,7 +55,7 @@ func CreateTable(ctx context.Context, client TableAPI, table string, optFns ...f
 	return enableTTL(ctx, client, table, o.ExpirationAttr)
 }
 
-func enableTTL(ctx context.Context, client TableAPI, table, attr string) error {
+func enableTTL(ctx context.Context, client API, table, attr string) error {
 	check := func() (done bool, err error) {
 		d, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 		if err != nil {

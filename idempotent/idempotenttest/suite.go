@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // RunStoreTests runs the Store conformance suite. newStore is called once per subtest; it may return the same
@@ -316,7 +317,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 				results[i], errs[i] = existing == nil, err
 			}()
 		}
-		wg.Wait()
+		testwait.Group(t, &wg, "the concurrent claims")
 		winners := 0
 		for i := range n {
 			require.NoError(t, errs[i])

@@ -188,9 +188,13 @@ func (i *Instance) waitReady(ctx context.Context, client *dynamodb.Client) error
 		}
 		select {
 		case <-i.done:
-			return fmt.Errorf("ddblocal: %w (%v)", errExited, i.waitErr)
+			if i.waitErr == nil {
+				return fmt.Errorf("ddblocal: %w", errExited)
+			}
+			return fmt.Errorf("ddblocal: %w (%w)", errExited, i.waitErr) // an *exec.ExitError callers can match
 		case <-ctx.Done():
-			return fmt.Errorf("ddblocal: DynamoDB Local did not answer on %s in time: %w", i.Endpoint(), err)
+			// Both wrapped: a caller matches context.DeadlineExceeded, a diagnosis reads the last probe's error.
+			return fmt.Errorf("ddblocal: DynamoDB Local did not answer on %s in time: %w (last probe: %w)", i.Endpoint(), ctx.Err(), err)
 		case <-tick.C:
 		}
 	}
@@ -256,7 +260,7 @@ func FindDir(start string) (string, error) {
 	}
 	root, err := moduleRoot(start)
 	if err != nil {
-		return "", fmt.Errorf("%w (%v)", ErrNotInstalled, err)
+		return "", fmt.Errorf("%w (%w)", ErrNotInstalled, err)
 	}
 	matches, _ := filepath.Glob(filepath.Join(root, jarGlob, jarName))
 	if len(matches) == 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
 	"github.com/idemkit/idemkit/internal/faultinject"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // backend is a stand-in for DynamoDB that applies (counts) every request it receives and answers {}.
@@ -335,21 +336,21 @@ func TestGate(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			go func() { _, err := client.PutItem(ctx, claimInput()); errc <- err }()
-			assert.Equal(t, faultinject.PhaseClaim, (<-held).Phase)
+			assert.Equal(t, faultinject.PhaseClaim, testwait.Recv(t, held, "the claim to be held").Phase)
 			cancel()
-			require.ErrorIs(t, <-errc, context.Canceled)
+			require.ErrorIs(t, testwait.Recv(t, errc, "the given-up claim's error"), context.Canceled)
 
 			// Released: forwarded.
 			go func() { _, err := client.PutItem(context.Background(), claimInput()); errc <- err }()
-			<-held
+			testwait.Recv(t, held, "the second claim to be held")
 			close(gate)
-			require.NoError(t, <-errc)
+			require.NoError(t, testwait.Recv(t, errc, "the released claim's answer"))
 
 			recs := inj.Records()
 			require.Len(t, recs, 2)
 			if mode == "Proxy" {
 				// The proxy learns of the client's departure from the closed connection; wait for it to settle.
-				require.Eventually(t, func() bool { return be.count() == 1 }, 5*time.Second, time.Millisecond)
+				testwait.Until(t, "the backend to count the released request", func() bool { return be.count() == 1 })
 			}
 			assert.Equal(t, 1, be.count(), "only the released request reached DynamoDB")
 			assert.False(t, inj.Records()[0].Forwarded)
@@ -368,10 +369,10 @@ func TestResponseLostGate(t *testing.T) {
 	client := sdkClient(be.URL, inj.Client(nil), 1)
 	errc := make(chan error, 1)
 	go func() { _, err := client.PutItem(context.Background(), claimInput()); errc <- err }()
-	<-held
+	testwait.Recv(t, held, "the answer to be held")
 	assert.Equal(t, 1, be.count(), "applied before the answer is held")
 	close(gate)
-	assert.True(t, isReset(faultinject.ResponseLost)(<-errc))
+	assert.True(t, isReset(faultinject.ResponseLost)(testwait.Recv(t, errc, "the lost answer's error")))
 }
 
 func TestProxyTarget(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent/apigw"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
 	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // The integration tests run against DynamoDB Local, which ddbtest starts for this test binary (or the endpoint in
@@ -196,7 +197,7 @@ func TestDynamoDBWiredWithIdempotency(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the concurrent payments")
 	for _, s := range statuses {
 		assert.Contains(t, []int{http.StatusCreated, http.StatusConflict}, s, "replayed 201 or 409 in progress")
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent/apigw"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
 	"github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // The integration tests run against DynamoDB Local (started by ddbtest for this binary); they never skip.
@@ -119,7 +120,7 @@ func TestDynamoDBConcurrentRegistrationsOfOneAddress(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the concurrent sign-ups")
 	winners := 0
 	var winner user.User
 	for i, s := range resps {

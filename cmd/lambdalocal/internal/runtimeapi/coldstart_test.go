@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/cmd/lambdalocal/internal/runtimeapi"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // readyLine is the line the pool writes when an instance reaches its first /next.
@@ -40,9 +41,9 @@ func readyLines(t *testing.T, out string) []readyLog {
 
 func waitReady(t *testing.T, p *runtimeapi.Pool, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Bound(t))
 	defer cancel()
-	require.NoError(t, p.WaitReady(ctx, n))
+	require.NoError(t, p.WaitReady(ctx, n), "waiting for %d ready instances", n)
 }
 
 // TestReadyTimeReported: every instance's start-to-first-/next is exposed by Instances and logged once, with its PID.
