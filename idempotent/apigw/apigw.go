@@ -43,6 +43,10 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	if cfg.route != "" {
 		r.Route = cfg.route
 	}
+	function := cfg.function
+	if cfg.legacyScope {
+		function, r.Principal = "", legacyPrincipal(r.Principal)
+	}
 	if cfg.principal != nil {
 		r.Principal = cfg.principal(ctx, r)
 	}
@@ -54,7 +58,7 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		Codec:  responseCodec{},
 		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
 	}
-	scope := idempotent.Scope{Function: cfg.function, Principal: r.Principal, Method: r.Method, Route: r.Route}
+	scope := idempotent.Scope{Function: function, Principal: r.Principal, Method: r.Method, Route: r.Route}
 	key, refusal := cfg.key(ctx, r)
 	if refusal != "" {
 		// Counted and logged by the engine like its own refusals.

@@ -65,6 +65,17 @@ func namespaced(source, id string) string {
 	return source + id
 }
 
+// legacyPrincipal is the principal releases before namespacing derived from the same authorizer: the namespaced
+// value without its source, and "" (anonymous) for a context hash (see WithLegacyScope).
+func legacyPrincipal(p string) string {
+	for _, source := range []string{sourceCognito, sourceJWT, sourceLambda, sourceIAM} {
+		if id, ok := strings.CutPrefix(p, source); ok {
+			return id
+		}
+	}
+	return ""
+}
+
 // contextPrincipal names the caller of an authorizer context that holds none of the known principal fields: a
 // hex SHA-256 of its JSON form (encoding/json writes map members sorted, so one context has one form). Two callers
 // whose authorizers return different contexts get different scopes, where they once shared "anonymous"; the same

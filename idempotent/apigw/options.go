@@ -77,6 +77,8 @@ type config struct {
 	fpHeaders []string
 	// requireIdempotent requires keys on PUT and DELETE (see policyFor).
 	requireIdempotent bool
+	// legacyScope derives record IDs as releases before the function and namespaced principals did.
+	legacyScope bool
 }
 
 // needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
@@ -152,6 +154,16 @@ func WithKeyRequiredForPutAndDelete() Option { return func(c *config) { c.requir
 // "" leaves the function out of the scope (record IDs are then those of releases before the function was part of
 // it, for a migration: see the README's upgrade notes).
 func WithFunctionName(name string) Option { return func(c *config) { c.function = name } }
+
+// WithLegacyScope derives record IDs as releases before this one did: no function in the scope, principals without
+// their source namespace ("iam:arn:..." is "arn:..."), and an authorizer without a known principal field counted as
+// "anonymous". It exists for upgrades: the scope is part of a record's ID, so after an upgrade without it a retry
+// of a request recorded before the upgrade does not find its record and runs the handler again. Deploy with it for
+// one retention period, then remove it (each removal is again such a boundary, for the records written with it).
+// While it is on, the shared scopes this release closes are open again: functions sharing a table, callers behind
+// Lambda authorizers without principalId, a principalId equal to "anonymous" or to another source's value.
+// Fingerprints are unaffected (records of either version compare correctly). Default: off.
+func WithLegacyScope() Option { return func(c *config) { c.legacyScope = true } }
 
 // WithFingerprintHeaders adds the named headers (matched case-insensitively, every value in order) to the
 // fingerprint, for handlers whose result depends on them (a tenant or API version header, say). Default: no header

@@ -227,7 +227,8 @@ func TestLegacyRecordThroughAdapters(t *testing.T) {
 
 			var c counter
 			send := k.wrap(env.engine, c.handle)
-			r, err := send(ctx, input{body: str(`{"meta": {"b": [1, 2], "a": 1}, "currency": "usd", "amount": 2000}`)})
+			retry := input{body: str(`{"meta": {"b": [1, 2], "a": 1}, "currency": "usd", "amount": 2000}`)}
+			r, err := send(ctx, retry)
 			require.NoError(t, err)
 			assert.Equal(t, "true", r.Headers[ReplayedHeader])
 			assert.Equal(t, `{"id":"pay_old"}`, r.Body)
@@ -235,6 +236,56 @@ func TestLegacyRecordThroughAdapters(t *testing.T) {
 			require.NoError(t, err)
 			assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
 			assert.Zero(t, c.n.Load())
+
+			// In Lambda the function is part of the scope, so the old record has another ID and the retry runs the
+			// handler (the upgrade boundary the README describes), unless WithLegacyScope keeps the old IDs.
+			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "PaymentFunction")
+			r, err = k.wrap(env.engine, c.handle, WithLegacyScope())(ctx, retry)
+			require.NoError(t, err)
+			assert.Equal(t, "true", r.Headers[ReplayedHeader])
+			assert.Zero(t, c.n.Load())
+			r, err = k.wrap(env.engine, c.handle)(ctx, retry)
+			require.NoError(t, err)
+			assert.Equal(t, "false", r.Headers[ReplayedHeader])
+			assert.EqualValues(t, 1, c.n.Load())
 		})
 	}
+}
+
+func TestLegacyScope(t *testing.T) {
+	const sub = "7d3c1a2b-1111-4a5b-9c8d-0e1f2a3b4c5d"
+	const arn = "arn:aws:iam::123456789012:user/alice"
+	cases := []struct {
+		kind  kind
+		in    input
+		old   string // the principal releases before namespacing derived
+		outer string // what WithPrincipal sees
+	}{
+		{restKind, input{event: "cognito"}, sub, sub},
+		{restKind, input{event: "lambda-authorizer"}, "user|a1b2c3", "user|a1b2c3"},
+		{restKind, input{event: "iam"}, arn, arn},
+		{httpKind, input{event: "jwt"}, sub, sub},
+		{httpKind, input{event: "lambda-simple"}, "anonymous", ""},
+		{urlKind, input{event: "iam"}, arn, arn},
+		{urlKind, input{}, "anonymous", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind.name+"/"+tc.in.event, func(t *testing.T) {
+			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "PaymentFunction")
+			got := scopeOf(t, tc.kind, tc.in, WithLegacyScope())
+			want := idempotent.Scope{Principal: tc.old, Method: "POST", Route: testRoute}
+			assert.Equal(t, want, got.Scope)
+			assert.Equal(t, want.ID(testKey), got.ID)
+			var seen string
+			scopeOf(t, tc.kind, tc.in, WithLegacyScope(), WithPrincipal(func(_ context.Context, r *Request) string {
+				seen = r.Principal
+				return r.Principal
+			}))
+			assert.Equal(t, tc.outer, seen)
+		})
+	}
+	assert.Equal(t, "x", legacyPrincipal("lambda:x"))
+	assert.Equal(t, "lambda:x", legacyPrincipal("jwt:lambda:x"), "only the outer namespace goes")
+	assert.Empty(t, legacyPrincipal("ctx:0123"))
+	assert.Empty(t, legacyPrincipal(""))
 }
