@@ -298,6 +298,7 @@ func FuzzCanonicalJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		checkAgainstJCS(t, doc)
 		checkFingerprintString(t, doc)
+		checkExact(t, doc)
 	})
 }
 
@@ -336,6 +337,29 @@ func checkAgainstJCS(t *testing.T, doc []byte) {
 	}
 	if idempotent.LegacyFingerprint("POST", "/r", doc) != idempotent.LegacyFingerprint("POST", "/r", canon) {
 		t.Fatalf("version 1 fingerprint differs between %q and its canonical form", doc)
+	}
+}
+
+// checkExact fails t unless the exact form of doc (version 2's) has the properties of a canonical form: it is
+// JSON, it is its own exact form, it fingerprints like doc, and it refuses only what CanonicalJSON refuses, plus
+// case-folded duplicate names, minus numbers out of a double's range.
+func checkExact(t *testing.T, doc []byte) {
+	exact, err := idempotent.ExactJSON(doc)
+	if err != nil {
+		if _, cerr := idempotent.CanonicalJSON(doc); cerr == nil && !strings.Contains(err.Error(), "case folding") {
+			t.Fatalf("ExactJSON(%q) refused (%v), CanonicalJSON accepted it", doc, err)
+		}
+		return
+	}
+	if !json.Valid(exact) {
+		t.Fatalf("exact form is not JSON: %q", exact)
+	}
+	again, err := idempotent.ExactJSON(exact)
+	if err != nil || !bytes.Equal(again, exact) {
+		t.Fatalf("exact form not idempotent: %q -> %q (%v)", exact, again, err)
+	}
+	if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", exact) {
+		t.Fatalf("fingerprint differs between %q and its exact form", doc)
 	}
 }
 
@@ -397,6 +421,7 @@ func TestCanonicalJSONMatchesJCS(t *testing.T) {
 		doc := []byte(gen(0))
 		checkAgainstJCS(t, doc)
 		checkFingerprintString(t, doc)
+		checkExact(t, doc)
 		if _, err := idempotent.CanonicalJSON(doc); err == nil {
 			accepted++
 		}
