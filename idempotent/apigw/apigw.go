@@ -33,7 +33,7 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	call func(context.Context) (response, error)) (response, error) {
 	policy := policyFor(r.Method, cfg.keyOptional, cfg.requireIdempotent)
 	if e.Disabled() || policy == passThrough {
-		// Safe methods have no side effects to protect, and replaying a read would serve stale data.
+		// Safe methods have no side effects to protect, and replaying a read would serve stale data (policyFor).
 		resp, err := call(ctx)
 		if err != nil {
 			return resp, err
