@@ -200,7 +200,8 @@ func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
 
 // WithRoute scopes keys to route instead of the route the event names. Use it for Function URLs, which have no
 // route templates, when one function serves paths with identifiers in them ("/orders/123") and keys should be
-// shared across them. Default: the event's route (see Request.Route).
+// shared across them: the concrete path stays in the fingerprint, so a key reused on another path is a 422 rather
+// than a new record. Default: the event's route (see Request.Route).
 func WithRoute(route string) Option { return func(c *config) { c.route = route } }
 
 // WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the
