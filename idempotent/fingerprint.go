@@ -3,6 +3,7 @@ package idempotent
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -97,7 +98,8 @@ func CanonicalJSON(doc []byte) ([]byte, error) {
 	return out, nil
 }
 
-// FingerprintVersion is the prefix of the fingerprints this release computes ("v2:" and a hex SHA-256). Records
+// FingerprintVersion is the prefix of the fingerprints this release computes: "v2:" and the SHA-256 in unpadded
+// base64url, 46 bytes in all (shorter than hex, so the string fits a smaller allocation and item). Records
 // hold their fingerprint with its version, so a later change of the fingerprint can still compare the records
 // written before it; version 1 fingerprints, a bare hex SHA-256, carry no prefix (see LegacyFingerprint).
 const FingerprintVersion = "v2:"
@@ -130,7 +132,7 @@ func FingerprintString(method, route, payload string) string {
 	return fingerprint(Target{Method: method, Route: route}, payload)
 }
 
-// Fingerprint returns FingerprintVersion followed by the hex SHA-256 of t's fields and payload. Two payloads
+// Fingerprint returns FingerprintVersion followed by the SHA-256 of t's fields and payload. Two payloads
 // share a fingerprint only if encoding/json reads them alike, into typed structs, into map[string]any with
 // UseNumber and into json.RawMessage members (then decoded): a JSON document is brought to a form where object
 // member order, insignificant whitespace and the spelling of string escapes do not matter, while number literals
@@ -154,9 +156,9 @@ func fingerprint[P text](t Target, payload P) string {
 	b = appendPayload(c, b, payload, true)
 	c.buf = b
 	sum := sha256.Sum256(b)
-	var h [len(FingerprintVersion) + 2*sha256.Size]byte
+	var h [len(FingerprintVersion) + 43]byte // 43: unpadded base64 of 32 bytes
 	copy(h[:], FingerprintVersion)
-	hex.Encode(h[len(FingerprintVersion):], sum[:])
+	base64.RawURLEncoding.Encode(h[len(FingerprintVersion):], sum[:])
 	return string(h[:])
 }
 

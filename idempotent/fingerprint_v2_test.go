@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -85,8 +85,8 @@ func v2Field(b []byte, s string) []byte {
 }
 
 // TestFingerprintV2Documented recomputes version 2 fingerprints from their documented input, independently of the
-// implementation: "idemkit/fp/v2", then method, route, path, query, header and the payload's kind and form, each
-// length-prefixed.
+// implementation: "v2:" and the unpadded base64url SHA-256 of "idemkit/fp/v2", then method, route, path, query,
+// header and the payload's kind and form, each length-prefixed.
 func TestFingerprintV2Documented(t *testing.T) {
 	sum := func(t idempotent.Target, kind, form string) string {
 		b := []byte("idemkit/fp/v2")
@@ -94,7 +94,7 @@ func TestFingerprintV2Documented(t *testing.T) {
 			b = v2Field(b, f)
 		}
 		h := sha256.Sum256(b)
-		return "v2:" + hex.EncodeToString(h[:])
+		return "v2:" + base64.RawURLEncoding.EncodeToString(h[:])
 	}
 	target := idempotent.Target{Method: "POST", Route: "/orders/{id}", Path: "/orders/42", Query: "raw:a=1", Header: "h"}
 	for _, tc := range []struct{ name, body, kind, form string }{
@@ -510,10 +510,10 @@ func TestLegacyRecordsCompareTheOldWay(t *testing.T) {
 	request := func(body string, legacy *int) idempotent.Request {
 		req := idempotent.Request{Key: key, Scope: scope, Fingerprint: idempotent.Fingerprint("POST", "/payments", []byte(body))}
 		if legacy != nil {
-			req.LegacyFingerprint = func() string {
+			req.LegacyFingerprint = idempotent.LegacyFingerprintFunc(func() string {
 				*legacy++
 				return idempotent.LegacyFingerprint("POST", "/payments", []byte(body))
-			}
+			})
 		}
 		return req
 	}

@@ -63,11 +63,24 @@ type Request struct {
 	Scope Scope
 	// Fingerprint identifies the payload (see Fingerprint). A duplicate with another fingerprint is refused.
 	Fingerprint string
-	// LegacyFingerprint, when set, returns the request's fingerprint as releases before version 2 computed it
-	// (see LegacyFingerprint). It is called only for a record such a release wrote, whose fingerprint carries no
+	// LegacyFingerprint, when set, computes the request's fingerprint as releases before version 2 did (see
+	// LegacyFingerprint). It is called only for a record such a release wrote, whose fingerprint carries no
 	// version, so that its retries still match; without it such a record is a mismatch.
-	LegacyFingerprint func() string
+	LegacyFingerprint LegacyFingerprinter
 }
+
+// LegacyFingerprinter computes a request's version 1 fingerprint on demand (see Request.LegacyFingerprint). An
+// interface rather than a func, so that an adapter can pass a pointer it already holds instead of allocating a
+// closure on every request.
+type LegacyFingerprinter interface {
+	LegacyFingerprint() string
+}
+
+// LegacyFingerprintFunc adapts a function to LegacyFingerprinter.
+type LegacyFingerprintFunc func() string
+
+// LegacyFingerprint calls f.
+func (f LegacyFingerprintFunc) LegacyFingerprint() string { return f() }
 
 // Codec turns a handler's result into the bytes a record keeps, and back for replays. Replays must be faithful:
 // Decode(Encode(v)) must answer exactly as v would.
@@ -227,7 +240,7 @@ func (r *Request) matches(stored string) bool {
 	if stored == r.Fingerprint {
 		return true
 	}
-	return r.LegacyFingerprint != nil && IsLegacyFingerprint(stored) && stored == r.LegacyFingerprint()
+	return r.LegacyFingerprint != nil && IsLegacyFingerprint(stored) && stored == r.LegacyFingerprint.LegacyFingerprint()
 }
 
 // execute runs fn under the claim rec and records or releases the outcome.

@@ -72,7 +72,9 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	if key != "" {
 		// A request without a key is not fingerprinted: it runs straight through or is refused.
 		req.Fingerprint = r.fingerprint(cfg)
-		req.LegacyFingerprint = func() string { return r.legacyFingerprint(cfg) }
+		r.legacy = legacySource{r, cfg}
+		req.LegacyFingerprint = &r.legacy // r is on the heap already: no allocation, where a closure was one
+
 	}
 	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
 		resp, err := call(ctx)
@@ -257,9 +259,16 @@ func (r *Request) fingerprint(cfg *config) string {
 	return t.FingerprintString(r.body)
 }
 
-// legacyFingerprint is the request's fingerprint as releases before fingerprint version 2 computed it (method,
+// legacySource computes a request's version 1 fingerprint for the engine (idempotent.LegacyFingerprinter).
+type legacySource struct {
+	r   *Request
+	cfg *config
+}
+
+// LegacyFingerprint is the request's fingerprint as releases before fingerprint version 2 computed it (method,
 // route and payload), to compare with a record they wrote.
-func (r *Request) legacyFingerprint(cfg *config) string {
+func (l *legacySource) LegacyFingerprint() string {
+	r, cfg := l.r, l.cfg
 	if r.decoded {
 		return idempotent.LegacyFingerprint(r.Method, r.Route, cfg.payload(r.Body))
 	}

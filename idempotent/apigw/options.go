@@ -46,6 +46,8 @@ type Request struct {
 	body   string
 	// query is the query string's part of the fingerprint (see rawQuery and mapsQuery).
 	query string
+	// legacy computes the version 1 fingerprint when the engine meets a record of an earlier release.
+	legacy legacySource
 	// decoded: Body holds the body.
 	decoded bool
 }
