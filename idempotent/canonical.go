@@ -61,8 +61,10 @@ type member struct {
 	prefix     uint64
 	name       ref
 	start, end int
-	// fold is a hash of the name under encoding/json's case folding (exact mode only; see foldHash).
-	fold uint64
+	// fold and ascii serve the case-folding check of exact mode (see foldDuplicate): for a name of ASCII bytes
+	// only, fold is its prefix with bit 0x20 set in every byte, a cheap key that names equal under folding share.
+	fold  uint64
+	ascii bool
 }
 
 // frame is an open array or object.
@@ -343,7 +345,7 @@ func (c *parser[S]) member(i int) (int, error) {
 	c.out = append(c.out, ':')
 	m := member{prefix: c.prefix(name), name: name, start: start}
 	if c.exact {
-		m.fold = foldHash(c.name(name))
+		m.ascii, m.fold = isASCII(c.name(name)), m.prefix|0x2020202020202020
 	}
 	top := &c.stack[len(c.stack)-1]
 	if top.sorted && len(c.members) > top.members {
@@ -384,14 +386,23 @@ func (c *canonicalizer) closeObject(f *frame) error {
 
 func (c *canonicalizer) name(r ref) []byte { return c.arena[r.off : r.off+r.n] }
 
-// foldDuplicate reports whether two of ms have names equal under encoding/json's case folding, judged by their
-// fold hashes. A collision of two different names counts as a duplicate too: that only makes the fingerprint
-// hash the raw body, which is always sound.
+// foldDuplicate reports whether two of ms have names equal under encoding/json's case folding. Small objects of
+// ASCII names, nearly all of them, compare the members' fold keys pairwise and check the rare equal pair byte by
+// byte. Others compare fold hashes (foldHash), where a collision of two different names counts as a duplicate
+// too: that only makes the fingerprint hash the raw body, which is always sound.
 func (c *canonicalizer) foldDuplicate(ms []member) bool {
-	if len(ms) <= 16 {
+	if len(ms) < 2 {
+		return false
+	}
+	ascii := len(ms) <= 16
+	for i := 0; ascii && i < len(ms); i++ {
+		ascii = ms[i].ascii
+	}
+	if ascii {
 		for i := 1; i < len(ms); i++ {
 			for j := range i {
-				if ms[i].fold == ms[j].fold {
+				if ms[i].fold == ms[j].fold && ms[i].name.n == ms[j].name.n &&
+					asciiFoldEqual(c.name(ms[i].name), c.name(ms[j].name)) {
 					return true
 				}
 			}
@@ -400,7 +411,7 @@ func (c *canonicalizer) foldDuplicate(ms []member) bool {
 	}
 	c.folds = c.folds[:0]
 	for _, m := range ms {
-		c.folds = append(c.folds, m.fold)
+		c.folds = append(c.folds, foldHash(c.name(m.name)))
 	}
 	slices.Sort(c.folds)
 	for i := 1; i < len(c.folds); i++ {
@@ -409,6 +420,36 @@ func (c *canonicalizer) foldDuplicate(ms []member) bool {
 		}
 	}
 	return false
+}
+
+// isASCII reports whether b holds only ASCII bytes, eight at a time.
+func isASCII(b []byte) bool {
+	var acc uint64
+	for ; len(b) >= 8; b = b[8:] {
+		acc |= binary.LittleEndian.Uint64(b)
+	}
+	for _, x := range b {
+		acc |= uint64(x)
+	}
+	return acc&asciiMask == 0
+}
+
+// asciiFoldEqual reports whether two ASCII names of one length are equal under encoding/json's folding, which for
+// ASCII changes only the case of letters.
+func asciiFoldEqual(a, b []byte) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // foldHash hashes a decoded member name (FNV-1a over its runes) after the folding encoding/json applies to match

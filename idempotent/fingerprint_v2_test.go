@@ -57,6 +57,8 @@ func TestExactJSONRefusesAmbiguousNames(t *testing.T) {
 		{"NonASCIIFold", `{"é":1,"É":2}`},
 		{"InvalidUTF8BothReadAsReplacement", "{\"\xff\":1,\"\xfe\":2}"},
 		{"ManyMembers", `{` + manyMembers(40) + `,"M7":0}`},
+		{"LongerThanTheKey", `{"description_long":1,"x":0,"DESCRIPTION_LONG":2}`},
+		{"ControlCharacters", `{"a\u0001":1,"A\u0001":2}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := idempotent.ExactJSON([]byte(tc.in))
@@ -64,7 +66,10 @@ func TestExactJSONRefusesAmbiguousNames(t *testing.T) {
 		})
 	}
 	// Names that differ under folding stay apart, in small and large objects.
-	for _, doc := range []string{`{"a":1,"b":2,"ab":3,"A_":4}`, `{` + manyMembers(40) + `}`, `{"k":1,"K2":2}`} {
+	for _, doc := range []string{`{"a":1,"b":2,"ab":3,"A_":4}`, `{` + manyMembers(40) + `}`, `{"k":1,"K2":2}`,
+		// Pairs the cheap ASCII key cannot tell apart (they differ in bit 0x20 only), which the exact check does.
+		"{\"a[\":1,\"a{\":2,\"@\":3,\"`\":4,\"_\":5,\"\\u007f\":6,\"\\u0001\":7,\"!\":8,\"\":9,\" \":10}",
+		`{"description_a":1,"DESCRIPTION_B":2}`, `{"é":1,"e":2,"k":3}`} {
 		_, err := idempotent.ExactJSON([]byte(doc))
 		require.NoError(t, err, doc)
 	}
