@@ -61,10 +61,6 @@ type member struct {
 	prefix     uint64
 	name       ref
 	start, end int
-	// fold and ascii serve the case-folding check of exact mode (see foldDuplicate): for a name of ASCII bytes
-	// only, fold is its prefix with bit 0x20 set in every byte, a cheap key that names equal under folding share.
-	fold  uint64
-	ascii bool
 }
 
 // frame is an open array or object.
@@ -344,9 +340,6 @@ func (c *parser[S]) member(i int) (int, error) {
 	}
 	c.out = append(c.out, ':')
 	m := member{prefix: c.prefix(name), name: name, start: start}
-	if c.exact {
-		m.ascii, m.fold = isASCII(c.name(name)), m.prefix|0x2020202020202020
-	}
 	top := &c.stack[len(c.stack)-1]
 	if top.sorted && len(c.members) > top.members {
 		switch d := c.compareMembers(&c.members[len(c.members)-1], &m); {
@@ -387,8 +380,8 @@ func (c *canonicalizer) closeObject(f *frame) error {
 func (c *canonicalizer) name(r ref) []byte { return c.arena[r.off : r.off+r.n] }
 
 // foldDuplicate reports whether two of ms have names equal under encoding/json's case folding. Small objects of
-// ASCII names, nearly all of them, compare the members' fold keys pairwise and check the rare equal pair byte by
-// byte. Others compare fold hashes (foldHash), where a collision of two different names counts as a duplicate
+// ASCII names, nearly all of them, compare a key derived from each name's prefix pairwise and check the rare equal
+// pair byte by byte. Others compare fold hashes (foldHash), where a collision of two different names counts as a duplicate
 // too: that only makes the fingerprint hash the raw body, which is always sound.
 func (c *canonicalizer) foldDuplicate(ms []member) bool {
 	if len(ms) < 2 {
@@ -396,12 +389,15 @@ func (c *canonicalizer) foldDuplicate(ms []member) bool {
 	}
 	ascii := len(ms) <= 16
 	for i := 0; ascii && i < len(ms); i++ {
-		ascii = ms[i].ascii
+		ascii = isASCII(c.name(ms[i].name))
 	}
 	if ascii {
+		// Two ASCII names equal under folding differ only in bit 0x20 of some letters, so their prefixes with that
+		// bit set in every byte are equal: a cheap key, which may also pair names that differ (a "[" and a "{").
+		const caseBits = 0x2020202020202020
 		for i := 1; i < len(ms); i++ {
 			for j := range i {
-				if ms[i].fold == ms[j].fold && ms[i].name.n == ms[j].name.n &&
+				if ms[i].prefix|caseBits == ms[j].prefix|caseBits && ms[i].name.n == ms[j].name.n &&
 					asciiFoldEqual(c.name(ms[i].name), c.name(ms[j].name)) {
 					return true
 				}
