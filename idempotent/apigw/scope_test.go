@@ -79,6 +79,14 @@ func TestContextPrincipal(t *testing.T) {
 	assert.Equal(t, "anonymous", url)
 }
 
+func TestContextPrincipalOfAnUnmarshalableValue(t *testing.T) {
+	// Only decoded JSON reaches contextPrincipal, which always marshals; anything else still names a caller and
+	// never falls back to anonymous.
+	p := contextPrincipal(map[string]any{"f": func() {}})
+	assert.True(t, strings.HasPrefix(p, "ctx:"), p)
+	assert.NotEqual(t, contextPrincipal(map[string]any{}), p)
+}
+
 func TestWithPrincipalStillOverrides(t *testing.T) {
 	for _, k := range []kind{restKind, httpKind, urlKind} {
 		t.Run(k.name, func(t *testing.T) {
@@ -162,18 +170,24 @@ func TestFingerprintHeaders(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "true", r.Headers[ReplayedHeader])
 
-			// Named headers count, matched without regard to case, every value.
-			env = newEnv(t)
-			send = k.wrap(env.engine, c.handle, WithFingerprintHeaders("x-tenant"))
-			_, err = send(context.Background(), tenant("acme"))
-			require.NoError(t, err)
-			r, err = send(context.Background(), tenant("acme"))
-			require.NoError(t, err)
-			assert.Equal(t, "true", r.Headers[ReplayedHeader])
-			for _, other := range []input{tenant("globex"), tenant(), tenant("acme", "globex")} {
-				r, err = send(context.Background(), other)
+			// Named headers count, matched without regard to case, every value; read from the event's maps, or from
+			// Request.Header when user code made the adapter build it.
+			for _, opts := range [][]Option{
+				{WithFingerprintHeaders("x-tenant")},
+				{WithFingerprintHeaders("x-tenant"), WithPrincipal(func(_ context.Context, r *Request) string { return r.Principal })},
+			} {
+				env = newEnv(t)
+				send = k.wrap(env.engine, c.handle, opts...)
+				_, err = send(context.Background(), tenant("acme"))
 				require.NoError(t, err)
-				assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
+				r, err = send(context.Background(), tenant("acme"))
+				require.NoError(t, err)
+				assert.Equal(t, "true", r.Headers[ReplayedHeader])
+				for _, other := range []input{tenant("globex"), tenant(), tenant("acme", "globex")} {
+					r, err = send(context.Background(), other)
+					require.NoError(t, err)
+					assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
+				}
 			}
 		})
 	}
