@@ -105,7 +105,7 @@ func CanonicalJSON(doc []byte) ([]byte, error) {
 const FingerprintVersion = "v2:"
 
 // Target is what an HTTP request is addressed to, beyond its body: everything a handler may read that the
-// fingerprint must tell apart. The zero value outside HTTP.
+// fingerprint must tell apart. Outside HTTP only Route, the operation's name, is set (see Fingerprint).
 type Target struct {
 	// Method is the HTTP method, or empty outside HTTP.
 	Method string
