@@ -345,8 +345,14 @@ func childrenRunning(pid int, suffix string) []int {
 }
 
 // crashScopeID is the idempotency record ID of POST /payments with key from an anonymous caller.
-func crashScopeID(key string) string {
-	return idempotent.Scope{Principal: "anonymous", Method: http.MethodPost, Route: payment.ResourcePayments}.ID(key)
+func crashScopeID(key string) string { return paymentScopeID("anonymous", key) }
+
+// paymentScopeID is the idempotency record ID of POST /payments with key from principal, as apigw names it
+// ("anonymous", "lambda:<principalId>"...). The runner sets AWS_LAMBDA_FUNCTION_NAME to the template's logical ID,
+// which apigw puts in the scope.
+func paymentScopeID(principal, key string) string {
+	return idempotent.Scope{Function: "PaymentFunction", Principal: principal, Method: http.MethodPost,
+		Route: payment.ResourcePayments}.ID(key)
 }
 
 func crashPaymentID(key string) string { return payment.PaymentID(crashScopeID(key)) }

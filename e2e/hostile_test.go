@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/handlers/payment/payment"
-	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/internal/testwait"
 )
 
@@ -36,7 +35,7 @@ func stored(t *testing.T, principal, key string) (record, paymentItem bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	scopeID := idempotent.Scope{Principal: principal, Method: http.MethodPost, Route: payment.ResourcePayments}.ID(key)
+	scopeID := paymentScopeID(principal, key)
 	db := dynamoClient()
 	items, err := scanAll(ctx, db, "IdempotencyTable")
 	require.NoError(t, err)
@@ -340,7 +339,7 @@ func TestHostileKeyEvents(t *testing.T) {
 				assert.NotContains(t, k+v, "\n", "no header splitting")
 				assert.NotContains(t, k, "Injected")
 			}
-			assertNothingStored(t, "mallory", key, a, strings.TrimSpace(key))
+			assertNothingStored(t, "lambda:mallory", key, a, strings.TrimSpace(key))
 		})
 	}
 }
@@ -360,7 +359,7 @@ func TestHostileKeyFromAnotherPrincipal(t *testing.T) {
 	assert.Equal(t, "false", alice.Headers["Idempotent-Replayed"])
 	var a payment.Payment
 	require.NoError(t, json.Unmarshal([]byte(alice.Body), &a))
-	aliceScope := idempotent.Scope{Principal: "alice", Method: http.MethodPost, Route: payment.ResourcePayments}.ID(key)
+	aliceScope := paymentScopeID("lambda:alice", key) // a Lambda authorizer's principalId, namespaced
 	assert.Equal(t, payment.PaymentID(aliceScope), a.ID)
 
 	bob := invokePayment(t, principalEvent(t, "bob", key, bobBody))
@@ -368,7 +367,7 @@ func TestHostileKeyFromAnotherPrincipal(t *testing.T) {
 	assert.Equal(t, "false", bob.Headers["Idempotent-Replayed"], "bob's request ran, it is not alice's replay")
 	var b payment.Payment
 	require.NoError(t, json.Unmarshal([]byte(bob.Body), &b))
-	bobScope := idempotent.Scope{Principal: "bob", Method: http.MethodPost, Route: payment.ResourcePayments}.ID(key)
+	bobScope := paymentScopeID("lambda:bob", key)
 	assert.Equal(t, payment.PaymentID(bobScope), b.ID)
 	assert.NotEqual(t, a.ID, b.ID)
 	assert.Equal(t, int64(4200), b.Amount)
@@ -391,7 +390,7 @@ func TestHostileKeyFromAnotherPrincipal(t *testing.T) {
 	assert.Equal(t, "true", again.Headers["Idempotent-Replayed"])
 	assert.Equal(t, alice.Body, again.Body)
 
-	for _, principal := range []string{"alice", "bob"} {
+	for _, principal := range []string{"lambda:alice", "lambda:bob"} {
 		rec, pay := stored(t, principal, key)
 		assert.True(t, rec, "%s's record", principal)
 		assert.True(t, pay, "%s's payment", principal)

@@ -129,6 +129,18 @@ func TestPaymentsIdempotency(t *testing.T) {
 			// The record is intact: the original request still replays.
 			assertReplay(t, first, request(t, http.MethodPost, "/payments", withKey(key), paymentBody(2200, cardVisa, "mismatch")))
 		}},
+		{"same key, a number the handler reads differently (2e3 after 2000)", func(t *testing.T) {
+			// The handler's typed amount refuses 2e3 (400 on a fresh key), so replaying 2000's 201 to it would
+			// answer a request the service never accepted.
+			key := newKey(t)
+			first := request(t, http.MethodPost, "/payments", withKey(key), paymentBody(2000, cardVisa, "spelling"))
+			assertCreated(t, first, 2000, "spelling")
+			exponent := strings.Replace(paymentBody(2000, cardVisa, "spelling"), `"amount":2000`, `"amount":2e3`, 1)
+			require.Contains(t, exponent, `"amount":2e3`)
+			assertProblem(t, request(t, http.MethodPost, "/payments", withKey(key), exponent), http.StatusUnprocessableEntity)
+			assertProblem(t, request(t, http.MethodPost, "/payments", withKey(newKey(t)), exponent), http.StatusBadRequest)
+			assertReplay(t, first, request(t, http.MethodPost, "/payments", withKey(key), paymentBody(2000, cardVisa, "spelling")))
+		}},
 		{"same key in another scope (route) is another record", func(t *testing.T) {
 			key := newKey(t)
 			assertCreated(t, request(t, http.MethodPost, "/payments", withKey(key), paymentBody(2300, cardVisa, "scope")), 2300, "scope")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,12 @@ import (
 // refusing them now would change the fingerprint of every such body recorded before. For sorting, each such byte
 // counts as U+FFFD, again like jcs. Whitespace around a top-level scalar (" 1 ") is insignificant, as RFC 8259
 // says; jcs refused it.
+//
+// The same parser writes the exact form that version 2 fingerprints hash (canonicalizer.exact): strings and member
+// order as above, but every number literal kept as written, since RFC 8785's doubles merge numbers that a typed
+// field reads differently (1 and 1.0, 9007199254740993 and 9007199254740992), and objects whose member names are
+// equal under encoding/json's case folding refused (errFold), since their meaning depends on the order RFC 8785
+// sorts away. See docs/DESIGN.md, "Fingerprint version 2".
 
 // maxDepth bounds the nesting of arrays and objects, as encoding/json does (10,000).
 const maxDepth = 10000
@@ -38,6 +45,7 @@ var (
 	errDuplicate = errors.New("duplicate member name")
 	errSurrogate = errors.New("unpaired surrogate escape")
 	errRange     = errors.New("number out of the range of a double")
+	errFold      = errors.New("member names equal under case folding")
 )
 
 // ref locates a member name's decoded bytes in the arena.
@@ -77,6 +85,8 @@ type reorder struct {
 // canonicalizer holds the buffers of one canonicalisation; they are pooled so that a fingerprint allocates
 // almost nothing.
 type canonicalizer struct {
+	// exact selects the form of version 2 fingerprints: numbers as written, case-folded duplicate names refused.
+	exact bool
 	// buf holds a fingerprint's input; the other fields are appendCanonical's.
 	buf      []byte
 	out      []byte
@@ -86,6 +96,7 @@ type canonicalizer struct {
 	spans    []span
 	reorders []reorder
 	tmp      []byte
+	folds    []uint64
 	errOff   int
 }
 
@@ -118,12 +129,17 @@ func (c *canonicalizer) release() {
 	if cap(c.reorders) > maxPooled/32 {
 		c.reorders = nil
 	}
+	if cap(c.folds) > maxPooled/8 {
+		c.folds = nil
+	}
 	canonPool.Put(c)
 }
 
-// appendCanonical appends the canonical form of src to dst, using c's buffers. On error it returns dst unchanged.
-func appendCanonical[S text](c *canonicalizer, dst []byte, src S) ([]byte, error) {
+// appendCanonical appends the canonical form of src to dst, using c's buffers: the exact form of version 2
+// fingerprints when exact is set, else RFC 8785's. On error it returns dst unchanged.
+func appendCanonical[S text](c *canonicalizer, dst []byte, src S, exact bool) ([]byte, error) {
 	base := len(dst)
+	c.exact = exact
 	c.out = dst
 	c.stack, c.members, c.arena = c.stack[:0], c.members[:0], c.arena[:0]
 	c.spans, c.reorders = c.spans[:0], c.reorders[:0]
@@ -341,6 +357,9 @@ func (c *parser[S]) member(i int) (int, error) {
 // duplicates and records the object for reordering.
 func (c *canonicalizer) closeObject(f *frame) error {
 	ms := c.members[f.members:]
+	if c.exact && c.foldDuplicate(ms) {
+		return errFold
+	}
 	if !f.sorted {
 		c.sortMembers(ms)
 		for k := 1; k < len(ms); k++ {
@@ -359,6 +378,110 @@ func (c *canonicalizer) closeObject(f *frame) error {
 }
 
 func (c *canonicalizer) name(r ref) []byte { return c.arena[r.off : r.off+r.n] }
+
+// foldDuplicate reports whether two of ms have names equal under encoding/json's case folding. Small objects of
+// ASCII names, nearly all of them, compare a key derived from each name's prefix pairwise and check the rare equal
+// pair byte by byte. Others compare fold hashes (foldHash), where a collision of two different names counts as a duplicate
+// too: that only makes the fingerprint hash the raw body, which is always sound.
+func (c *canonicalizer) foldDuplicate(ms []member) bool {
+	if len(ms) < 2 {
+		return false
+	}
+	ascii := len(ms) <= 16
+	for i := 0; ascii && i < len(ms); i++ {
+		ascii = isASCII(c.name(ms[i].name))
+	}
+	if ascii {
+		// Two ASCII names equal under folding differ only in bit 0x20 of some letters, so their prefixes with that
+		// bit set in every byte are equal: a cheap key, which may also pair names that differ (a "[" and a "{").
+		const caseBits = 0x2020202020202020
+		for i := 1; i < len(ms); i++ {
+			for j := range i {
+				if ms[i].prefix|caseBits == ms[j].prefix|caseBits && ms[i].name.n == ms[j].name.n &&
+					asciiFoldEqual(c.name(ms[i].name), c.name(ms[j].name)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	c.folds = c.folds[:0]
+	for _, m := range ms {
+		c.folds = append(c.folds, foldHash(c.name(m.name)))
+	}
+	slices.Sort(c.folds)
+	for i := 1; i < len(c.folds); i++ {
+		if c.folds[i] == c.folds[i-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// isASCII reports whether b holds only ASCII bytes, eight at a time.
+func isASCII(b []byte) bool {
+	var acc uint64
+	for ; len(b) >= 8; b = b[8:] {
+		acc |= binary.LittleEndian.Uint64(b)
+	}
+	for _, x := range b {
+		acc |= uint64(x)
+	}
+	return acc&asciiMask == 0
+}
+
+// asciiFoldEqual reports whether two ASCII names of one length are equal under encoding/json's folding, which for
+// ASCII changes only the case of letters.
+func asciiFoldEqual(a, b []byte) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// foldHash hashes a decoded member name (FNV-1a over its runes) after the folding encoding/json applies to match
+// names to struct fields (Go 1.26, encoding/json/fold.go): ASCII letters to upper case, every other rune to the
+// smallest rune of its unicode.SimpleFold orbit, bytes that are not UTF-8 to U+FFFD (as the decoder reads them).
+// So "amount" and "AMOUNT" hash alike, and so do "kind" and "\u212aind" (a Kelvin sign for the "k").
+func foldHash(name []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); {
+		r := rune(name[i])
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			i++
+		} else {
+			var n int
+			r, n = utf8.DecodeRune(name[i:])
+			r = foldRune(r)
+			i += n
+		}
+		h = (h ^ uint64(r)) * 1099511628211
+	}
+	return h
+}
+
+// foldRune returns the smallest rune of r's case-folding orbit, as encoding/json's foldRune does.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
 
 // sortMembers sorts ms by name. Objects are small, so an insertion sort does it with the fewest moves.
 func (c *canonicalizer) sortMembers(ms []member) {
@@ -493,6 +616,11 @@ func (c *parser[S]) number(i int) (int, error) {
 		if i = skipDigits(src, i); i < 0 {
 			return 0, c.fail(errSyntax, start)
 		}
+	}
+	if c.exact {
+		// The literal, which the grammar above has validated, is what a typed field or json.Number reads.
+		c.out = append(c.out, src[start:i]...)
+		return i, nil
 	}
 	if !exponent && c.plainNumber(src[start] == '-', intPart, frac) {
 		return i, nil

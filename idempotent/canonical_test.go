@@ -169,12 +169,12 @@ func TestCanonicalJSONDepth(t *testing.T) {
 		_, err := idempotent.CanonicalJSON(doc)
 		require.ErrorContains(t, err, "nesting deeper than 10000 at offset 10000")
 		// Its fingerprint is that of the raw bytes.
-		assert.Len(t, idempotent.Fingerprint("POST", "/r", doc), 64)
+		assert.Len(t, idempotent.Fingerprint("POST", "/r", doc), 46)
 	})
 }
 
-// TestFingerprintGolden pins fingerprints computed by the jcs-based canonicaliser of earlier releases, so that
-// records stored by them keep matching. The two cases where the canonical form was changed on purpose say so.
+// TestFingerprintGolden pins version 1 fingerprints computed by the jcs-based canonicaliser of earlier releases:
+// LegacyFingerprint must reproduce them, so that records stored by those releases keep matching their retries.
 func TestFingerprintGolden(t *testing.T) {
 	body1KB := `{"amount":2000,"currency":"usd","description":"` + strings.Repeat("x", 900) +
 		`","metadata":{"order":"o-123","customer":"c-456","tags":["a","b","c"]}}`
@@ -208,16 +208,17 @@ func TestFingerprintGolden(t *testing.T) {
 		{"Truncated", `{"a":`, "36a4abf0bf8f982f54d99f25e3e835a1551627d61be4d4119fee04484a835a20"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, idempotent.Fingerprint("POST", "/payments", []byte(tc.body)))
-			assert.Equal(t, tc.want, idempotent.FingerprintString("POST", "/payments", tc.body))
+			assert.Equal(t, tc.want, idempotent.LegacyFingerprint("POST", "/payments", []byte(tc.body)))
+			assert.Equal(t, tc.want, idempotent.LegacyFingerprintString("POST", "/payments", tc.body))
+			assert.True(t, idempotent.IsLegacyFingerprint(tc.want))
 		})
 	}
 }
 
-// TestFingerprintChangedCases covers the two kinds of bodies whose fingerprint changed on purpose when jcs was
-// replaced.
+// TestFingerprintChangedCases covers the two kinds of bodies whose version 1 fingerprint changed on purpose when
+// jcs was replaced.
 func TestFingerprintChangedCases(t *testing.T) {
-	fp := func(body string) string { return idempotent.Fingerprint("POST", "/payments", []byte(body)) }
+	fp := func(body string) string { return idempotent.LegacyFingerprint("POST", "/payments", []byte(body)) }
 	// jcs refused whitespace around a top-level scalar, so such a body was hashed raw; the whitespace is now
 	// insignificant as everywhere else.
 	assert.NotEqual(t, "691c80f17383b0efbdd3eaffb3ea09659f6da4412ac180921296426f223ba01c", fp(` 1 `))
@@ -229,7 +230,8 @@ func TestFingerprintChangedCases(t *testing.T) {
 	assert.NotEqual(t, fp(`["\ud800\u0042"]`), fp(`["\ud800\u0041"]`))
 }
 
-// rawFingerprint is the documented fingerprint of a payload that is not canonical JSON, computed independently.
+// rawFingerprint is the documented version 1 fingerprint of a payload that is not canonical JSON, computed
+// independently.
 func rawFingerprint(method, route, payload string) string {
 	h := sha256.New()
 	h.Write([]byte("idemkit/fp/v1"))
@@ -296,6 +298,7 @@ func FuzzCanonicalJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		checkAgainstJCS(t, doc)
 		checkFingerprintString(t, doc)
+		checkExact(t, doc)
 	})
 }
 
@@ -332,14 +335,40 @@ func checkAgainstJCS(t *testing.T, doc []byte) {
 	if err != nil || !bytes.Equal(again, canon) {
 		t.Fatalf("not idempotent: %q -> %q (%v)", canon, again, err)
 	}
-	if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", canon) {
-		t.Fatalf("fingerprint differs between %q and its canonical form", doc)
+	if idempotent.LegacyFingerprint("POST", "/r", doc) != idempotent.LegacyFingerprint("POST", "/r", canon) {
+		t.Fatalf("version 1 fingerprint differs between %q and its canonical form", doc)
+	}
+}
+
+// checkExact fails t unless the exact form of doc (version 2's) has the properties of a canonical form: it is
+// JSON, it is its own exact form, it fingerprints like doc, and it refuses only what CanonicalJSON refuses, plus
+// case-folded duplicate names, minus numbers out of a double's range.
+func checkExact(t *testing.T, doc []byte) {
+	exact, err := idempotent.ExactJSON(doc)
+	if err != nil {
+		if _, cerr := idempotent.CanonicalJSON(doc); cerr == nil && !strings.Contains(err.Error(), "case folding") {
+			t.Fatalf("ExactJSON(%q) refused (%v), CanonicalJSON accepted it", doc, err)
+		}
+		return
+	}
+	if !json.Valid(exact) {
+		t.Fatalf("exact form is not JSON: %q", exact)
+	}
+	again, err := idempotent.ExactJSON(exact)
+	if err != nil || !bytes.Equal(again, exact) {
+		t.Fatalf("exact form not idempotent: %q -> %q (%v)", exact, again, err)
+	}
+	if idempotent.Fingerprint("POST", "/r", doc) != idempotent.Fingerprint("POST", "/r", exact) {
+		t.Fatalf("fingerprint differs between %q and its exact form", doc)
 	}
 }
 
 func checkFingerprintString(t *testing.T, doc []byte) {
 	if a, b := idempotent.Fingerprint("POST", "/r", doc), idempotent.FingerprintString("POST", "/r", string(doc)); a != b {
 		t.Fatalf("Fingerprint(%q) = %s, FingerprintString = %s", doc, a, b)
+	}
+	if a, b := idempotent.LegacyFingerprint("POST", "/r", doc), idempotent.LegacyFingerprintString("POST", "/r", string(doc)); a != b {
+		t.Fatalf("LegacyFingerprint(%q) = %s, LegacyFingerprintString = %s", doc, a, b)
 	}
 }
 
@@ -392,6 +421,7 @@ func TestCanonicalJSONMatchesJCS(t *testing.T) {
 		doc := []byte(gen(0))
 		checkAgainstJCS(t, doc)
 		checkFingerprintString(t, doc)
+		checkExact(t, doc)
 		if _, err := idempotent.CanonicalJSON(doc); err == nil {
 			accepted++
 		}

@@ -18,9 +18,13 @@
 //	                                                       LeaseRefuse: ErrOutcomeUnknown until expiry
 //	   while INPROGRESS and the lease runs: ErrInProgress (with the time left)
 //
-// A key is bound to a Scope (principal, method, route), and only its SHA-256 is stored. A record's payload
-// fingerprint is a SHA-256 over the method, the route and the canonical JSON body (RFC 8785), so key order and
-// whitespace do not matter. Completion and release are fenced by a per-claim owner token: an invocation whose lease
+// A key is bound to a Scope (function, principal, method, route), and only its SHA-256 is stored. A record's
+// payload fingerprint (see Target.Fingerprint) is a SHA-256 over the method, the route, the concrete path and
+// query of an HTTP request and the body, prefixed with its version ("v2:"). Two JSON bodies share it only if
+// encoding/json reads them alike: member order, whitespace and string escapes do not matter, number literals count
+// as written, and an object whose member names are equal under case folding is compared as raw bytes. Records
+// written with version 1 fingerprints (RFC 8785 bodies, a bare hex SHA-256) are compared through
+// Request.LegacyFingerprint. Completion and release are fenced by a per-claim owner token: an invocation whose lease
 // ended and whose key was claimed again can neither overwrite nor delete the newer record.
 //
 // When the store fails before the claim, the handler does not run (fail closed). When it fails after the handler

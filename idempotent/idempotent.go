@@ -63,7 +63,24 @@ type Request struct {
 	Scope Scope
 	// Fingerprint identifies the payload (see Fingerprint). A duplicate with another fingerprint is refused.
 	Fingerprint string
+	// LegacyFingerprint, when set, computes the request's fingerprint as releases before version 2 did (see
+	// LegacyFingerprint). It is called only for a record such a release wrote, whose fingerprint carries no
+	// version, so that its retries still match; without it such a record is a mismatch.
+	LegacyFingerprint LegacyFingerprinter
 }
+
+// LegacyFingerprinter computes a request's version 1 fingerprint on demand (see Request.LegacyFingerprint). An
+// interface rather than a func, so that an adapter can pass a pointer it already holds instead of allocating a
+// closure on every request.
+type LegacyFingerprinter interface {
+	LegacyFingerprint() string
+}
+
+// LegacyFingerprintFunc adapts a function to LegacyFingerprinter.
+type LegacyFingerprintFunc func() string
+
+// LegacyFingerprint calls f.
+func (f LegacyFingerprintFunc) LegacyFingerprint() string { return f() }
 
 // Codec turns a handler's result into the bytes a record keeps, and back for replays. Replays must be faithful:
 // Decode(Encode(v)) must answer exactly as v would.
@@ -147,7 +164,7 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 
 	if e.cache != nil {
 		if rec := e.cache.get(id, start); rec != nil {
-			return decideDuplicate(e, rec, true, req.Fingerprint, spec, start, ev)
+			return decideDuplicate(e, rec, true, &req, spec, start, ev)
 		}
 	}
 
@@ -182,7 +199,7 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 			// The store judged the record live at a slightly different instant; claim again.
 			continue
 		default:
-			return decideDuplicate(e, existing, false, req.Fingerprint, spec, now, ev)
+			return decideDuplicate(e, existing, false, &req, spec, now, ev)
 		}
 	}
 	ev.Outcome = OutcomeStoreError
@@ -191,9 +208,9 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 
 // decideDuplicate answers a request whose key is held by a live record; cached says rec came from the local
 // cache, which then need not be told about it again.
-func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, fingerprint string, spec Spec[Out], now time.Time, ev *Event) (Result[Out], error) {
+func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, req *Request, spec Spec[Out], now time.Time, ev *Event) (Result[Out], error) {
 	var zero Result[Out]
-	if rec.Fingerprint != fingerprint {
+	if !req.matches(rec.Fingerprint) {
 		ev.Outcome = OutcomeMismatch
 		return zero, ErrPayloadMismatch
 	}
@@ -215,6 +232,15 @@ func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, fingerprint s
 	}
 	ev.Outcome = OutcomeInProgress
 	return zero, &InProgressError{LeaseEnd: rec.LeaseEnd, RetryAfter: retryAfter(rec.LeaseEnd.Sub(now))}
+}
+
+// matches reports whether stored, a record's fingerprint, is r's: equal to r.Fingerprint, or, for a record of
+// version 1, to r.LegacyFingerprint, computed only then.
+func (r *Request) matches(stored string) bool {
+	if stored == r.Fingerprint {
+		return true
+	}
+	return r.LegacyFingerprint != nil && IsLegacyFingerprint(stored) && stored == r.LegacyFingerprint.LegacyFingerprint()
 }
 
 // execute runs fn under the claim rec and records or releases the outcome.

@@ -45,7 +45,8 @@ type Record struct {
 	ID string
 	// Status is INPROGRESS while the claiming invocation runs, COMPLETED once its response is recorded.
 	Status Status
-	// Fingerprint is the hex SHA-256 of the request payload; a duplicate must carry the same one.
+	// Fingerprint identifies the request payload (see Fingerprint; records of earlier releases hold a bare hex
+	// SHA-256, see LegacyFingerprint); a duplicate must carry the same one.
 	Fingerprint string
 	// Owner is the random token of the invocation holding the claim. Complete and Release are fenced by it.
 	Owner string

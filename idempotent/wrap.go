@@ -95,6 +95,8 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 			KeyOptional: cfg.keyOptional,
 			Scope:       Scope{Route: cfg.name},
 			Fingerprint: Fingerprint("", cfg.name, payload),
+			// Records written before fingerprint version 2 keep their IDs here, so their retries must still match.
+			LegacyFingerprint: LegacyFingerprintFunc(func() string { return LegacyFingerprint("", cfg.name, payload) }),
 		}
 		res, err := Run(ctx, e, req, spec, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		return res.Value, err

@@ -21,6 +21,7 @@ func REST(e *idempotent.Engine,
 			Route:     firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path),
 			Path:      ev.Path,
 			body:      ev.Body,
+			query:     mapsQuery(ev.MultiValueQueryStringParameters, ev.QueryStringParameters),
 			Principal: restPrincipal(ev.RequestContext),
 			single:    ev.Headers,
 			multi:     ev.MultiValueHeaders,
@@ -51,6 +52,7 @@ func HTTP(e *idempotent.Engine,
 			Route:     v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)),
 			Path:      firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path),
 			body:      ev.Body,
+			query:     rawQuery(ev.RawQueryString, ev.QueryStringParameters),
 			Principal: v2Principal(ev.RequestContext.Authorizer),
 			single:    ev.Headers,
 		}
@@ -75,16 +77,13 @@ func FunctionURL(e *idempotent.Engine,
 	cfg := newConfig(opts)
 	return func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 		path := firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)
-		principal := ""
-		if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil {
-			principal = a.IAM.UserARN
-		}
 		r := &Request{
 			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
 			Route:     path,
 			Path:      path,
 			body:      ev.Body,
-			Principal: principal,
+			query:     rawQuery(ev.RawQueryString, ev.QueryStringParameters),
+			Principal: urlPrincipal(ev.RequestContext.Authorizer),
 			single:    ev.Headers,
 		}
 		r.decode(cfg, ev.IsBase64Encoded)
@@ -100,35 +99,66 @@ func FunctionURL(e *idempotent.Engine,
 }
 
 // restPrincipal finds the caller of a REST API request: the Cognito user pool "sub" claim, the Lambda
-// authorizer's principalId, or the IAM user ARN, in that order.
+// authorizer's principalId, or the IAM user ARN, in that order, each namespaced by its source; else, when an
+// authorizer context is present, a hash of it; else "".
 func restPrincipal(rc events.APIGatewayProxyRequestContext) string {
 	if claims, ok := rc.Authorizer["claims"].(map[string]any); ok {
 		if sub, ok := claims["sub"].(string); ok && sub != "" {
-			return sub
+			return namespaced(sourceCognito, sub)
 		}
 	}
 	if id, ok := rc.Authorizer["principalId"].(string); ok && id != "" {
-		return id
+		return namespaced(sourceLambda, id)
 	}
-	return rc.Identity.UserArn
+	if p := namespaced(sourceIAM, rc.Identity.UserArn); p != "" {
+		return p
+	}
+	// API Gateway adds integrationLatency to a Lambda authorizer's context; it changes from one request to the
+	// next, so it must not name the caller.
+	if n := len(rc.Authorizer); n > 1 || (n == 1 && rc.Authorizer["integrationLatency"] == nil) {
+		ctx := make(map[string]any, n)
+		for k, v := range rc.Authorizer {
+			if k != "integrationLatency" {
+				ctx[k] = v
+			}
+		}
+		return contextPrincipal(ctx)
+	}
+	return ""
 }
 
 // v2Principal finds the caller of an HTTP API request: the JWT "sub" claim, the Lambda authorizer context's
-// principalId, or the IAM user ARN, in that order.
+// principalId, or the IAM user ARN, in that order, each namespaced by its source; else, when an authorizer is
+// present (a Lambda authorizer with simple responses has no principalId), a hash of its context; else "".
 func v2Principal(a *events.APIGatewayV2HTTPRequestContextAuthorizerDescription) string {
 	if a == nil {
 		return ""
 	}
 	if a.JWT != nil && a.JWT.Claims["sub"] != "" {
-		return a.JWT.Claims["sub"]
+		return namespaced(sourceJWT, a.JWT.Claims["sub"])
 	}
 	if id, ok := a.Lambda["principalId"].(string); ok && id != "" {
-		return id
+		return namespaced(sourceLambda, id)
 	}
-	if a.IAM != nil {
-		return a.IAM.UserARN
+	if a.IAM != nil && a.IAM.UserARN != "" {
+		return namespaced(sourceIAM, a.IAM.UserARN)
+	}
+	if a.JWT != nil || len(a.Lambda) > 0 || a.IAM != nil {
+		return contextPrincipal(a)
 	}
 	return ""
+}
+
+// urlPrincipal finds the caller of a Function URL request: the IAM user ARN (AWS_IAM auth), else a hash of the
+// authorizer context when there is one, else "".
+func urlPrincipal(a *events.LambdaFunctionURLRequestContextAuthorizerDescription) string {
+	switch {
+	case a == nil || a.IAM == nil:
+		return ""
+	case a.IAM.UserARN != "":
+		return namespaced(sourceIAM, a.IAM.UserARN)
+	}
+	return contextPrincipal(a)
 }
 
 // v2Route is the path part of a route key ("POST /payments/{id}" -> "/payments/{id}"). "$default" and other

@@ -238,15 +238,15 @@ func TestPrincipalFromAuthorizer(t *testing.T) {
 		want  string
 	}{
 		{restKind, "anonymous", "anonymous"},
-		{restKind, "cognito", sub},
-		{restKind, "lambda-authorizer", "user|a1b2c3"},
-		{restKind, "iam", arn},
+		{restKind, "cognito", "cognito:" + sub},
+		{restKind, "lambda-authorizer", "lambda:user|a1b2c3"},
+		{restKind, "iam", "iam:" + arn},
 		{httpKind, "anonymous", "anonymous"},
-		{httpKind, "jwt", sub},
-		{httpKind, "lambda-authorizer", "user|a1b2c3"},
-		{httpKind, "iam", arn},
+		{httpKind, "jwt", "jwt:" + sub},
+		{httpKind, "lambda-authorizer", "lambda:user|a1b2c3"},
+		{httpKind, "iam", "iam:" + arn},
 		{urlKind, "anonymous", "anonymous"},
-		{urlKind, "iam", arn},
+		{urlKind, "iam", "iam:" + arn},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind.name+"/"+tc.event, func(t *testing.T) {
@@ -604,7 +604,7 @@ func TestPrincipalAndRouteOverrides(t *testing.T) {
 	_, err = send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.Equal(t, []idempotent.Scope{
-		{Principal: "tenant:acme/arn:aws:iam::123456789012:user/alice", Method: "POST", Route: "/orders/{id}"},
+		{Principal: "tenant:acme/iam:arn:aws:iam::123456789012:user/alice", Method: "POST", Route: "/orders/{id}"},
 		{Principal: "anonymous", Method: "POST", Route: "/orders/{id}"},
 	}, scopes)
 }

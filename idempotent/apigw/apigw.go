@@ -31,8 +31,9 @@ func (e *handlerError) Error() string { return e.err.Error() }
 // own error unchanged.
 func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	call func(context.Context) (response, error)) (response, error) {
-	if e.Disabled() || safeMethod(r.Method) {
-		// Safe methods have no side effects to protect, and replaying a read would serve stale data.
+	policy := policyFor(r.Method, cfg.keyOptional, cfg.requireIdempotent)
+	if e.Disabled() || policy == passThrough {
+		// Safe methods have no side effects to protect, and replaying a read would serve stale data (policyFor).
 		resp, err := call(ctx)
 		if err != nil {
 			return resp, err
@@ -41,6 +42,10 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	}
 	if cfg.route != "" {
 		r.Route = cfg.route
+	}
+	function := cfg.function
+	if cfg.legacyScope {
+		function, r.Principal = "", legacyPrincipal(r.Principal)
 	}
 	if cfg.principal != nil {
 		r.Principal = cfg.principal(ctx, r)
@@ -53,7 +58,7 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		Codec:  responseCodec{},
 		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
 	}
-	scope := idempotent.Scope{Principal: r.Principal, Method: r.Method, Route: r.Route}
+	scope := idempotent.Scope{Function: function, Principal: r.Principal, Method: r.Method, Route: r.Route}
 	key, refusal := cfg.key(ctx, r)
 	if refusal != "" {
 		// Counted and logged by the engine like its own refusals.
@@ -61,9 +66,15 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	}
 	req := idempotent.Request{
 		Key:         key,
-		KeyOptional: cfg.keyOptional,
+		KeyOptional: policy == keyOptional,
 		Scope:       scope,
-		Fingerprint: r.fingerprint(cfg),
+	}
+	if key != "" {
+		// A request without a key is not fingerprinted: it runs straight through or is refused.
+		req.Fingerprint = r.fingerprint(cfg)
+		r.legacy = legacySource{r, cfg}
+		req.LegacyFingerprint = &r.legacy // r is on the heap already: no allocation, where a closure was one
+
 	}
 	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
 		resp, err := call(ctx)
@@ -80,16 +91,6 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		return cfg.problemFor(err).response().replayed(false), nil
 	}
 	return res.Value.replayed(res.Replayed()), nil
-}
-
-// safeMethod reports the HTTP methods that RFC 9110 defines as safe (read-only). Requests with them run straight
-// through a wrapped route: a function serving GET /payments/{id} beside POST /payments needs no key for the read.
-func safeMethod(m string) bool {
-	switch strings.ToUpper(m) {
-	case "GET", "HEAD", "OPTIONS", "TRACE":
-		return true
-	}
-	return false
 }
 
 // payload returns what the fingerprint covers: the body, or the selected fields of a JSON body.
@@ -275,13 +276,30 @@ func (r *Request) decode(cfg *config, isBase64 bool) {
 	}
 }
 
-// fingerprint fingerprints the payload: from Body when it was decoded, else from the event's body string as it
-// is, which fingerprints alike without a copy.
+// fingerprint fingerprints the request's target and payload: from Body when it was decoded, else from the
+// event's body string as it is, which fingerprints alike without a copy.
 func (r *Request) fingerprint(cfg *config) string {
+	t := r.target(cfg)
 	if r.decoded {
-		return idempotent.Fingerprint(r.Method, r.Route, cfg.payload(r.Body))
+		return t.Fingerprint(cfg.payload(r.Body))
 	}
-	return idempotent.FingerprintString(r.Method, r.Route, r.body)
+	return t.FingerprintString(r.body)
+}
+
+// legacySource computes a request's version 1 fingerprint for the engine (idempotent.LegacyFingerprinter).
+type legacySource struct {
+	r   *Request
+	cfg *config
+}
+
+// LegacyFingerprint is the request's fingerprint as releases before fingerprint version 2 computed it (method,
+// route and payload), to compare with a record they wrote.
+func (l *legacySource) LegacyFingerprint() string {
+	r, cfg := l.r, l.cfg
+	if r.decoded {
+		return idempotent.LegacyFingerprint(r.Method, r.Route, cfg.payload(r.Body))
+	}
+	return idempotent.LegacyFingerprintString(r.Method, r.Route, r.body)
 }
 
 // decodeBody returns the body bytes. A body flagged as base64 that does not decode is used as it is, so the
@@ -346,6 +364,31 @@ func (r *Request) headerValue(name string) (first string, n int) {
 		return "", 0
 	}
 	return vals[0], len(vals)
+}
+
+// headerValues returns every value of header name, as r.Header.Values(name) would, read from the event's maps
+// when Header was not built.
+func (r *Request) headerValues(name string) []string {
+	if r.Header != nil {
+		return r.Header.Values(name)
+	}
+	target := http.CanonicalHeaderKey(name)
+	var vals []string
+	if r.rest {
+		for _, k := range spellingsOf(r.multi, target, nil) {
+			vals = append(vals, r.multi[k]...)
+		}
+		for _, k := range spellingsOf(r.single, target, nil) {
+			if v := r.single[k]; !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+		return vals
+	}
+	for _, k := range spellingsOf(r.single, target, nil) {
+		vals = append(vals, r.single[k])
+	}
+	return vals
 }
 
 // spellingsOf appends to dst the names in m whose canonical form is target, in order.

@@ -171,7 +171,7 @@ func crashedClaim(t *testing.T, env *env, lease time.Duration) {
 	existing, err := env.store.Claim(context.Background(), idempotent.Claim{Now: now, Record: idempotent.Record{
 		ID:          scope.ID(testKey),
 		Status:      idempotent.StatusInProgress,
-		Fingerprint: idempotent.Fingerprint(http.MethodPost, testRoute, []byte(testBody)),
+		Fingerprint: (&idempotent.Target{Method: http.MethodPost, Route: testRoute, Path: testRoute}).FingerprintString(testBody),
 		Owner:       "dead-invocation",
 		LeaseEnd:    now.Add(lease),
 		ExpiresAt:   now.Add(24 * time.Hour),

@@ -46,11 +46,14 @@
 // problems.md in this directory documents each problem type; WithProblemTypeBase points the type URIs elsewhere.
 // Handlers can answer their own errors in the same format with Problem.
 //
-// # Safe methods
+// # Methods
 //
 // GET, HEAD, OPTIONS and TRACE requests run straight through (no key needed, none used, nothing recorded): they
 // have no side effects to protect, and replaying a read would serve stale data. So one function can serve
-// GET /payments/{id} beside POST /payments under one wrapper.
+// GET /payments/{id} beside POST /payments under one wrapper. PUT and DELETE are idempotent by HTTP semantics:
+// without a key they run straight through too, with a key they are recorded like POST
+// (WithKeyRequiredForPutAndDelete refuses them without a key). Every other method needs a key unless
+// WithKeyOptional is given.
 //
 // # Keys
 //
@@ -62,24 +65,45 @@
 //
 // # Scope
 //
-// A key is bound to the caller, the HTTP method and the route; the same key in another scope is another record.
-// The caller is taken from the authorizer context:
+// A key is bound to the function, the caller, the HTTP method and the route; the same key in another scope is
+// another record. The function is the Lambda function's name (AWS_LAMBDA_FUNCTION_NAME; WithFunctionName sets
+// another), so functions sharing one table never answer each other's requests. The caller is the first of these
+// found in the event, named after its source so that no authorizer's value can equal another source's or the
+// unauthenticated scope:
 //
-//	REST API       requestContext.authorizer.claims.sub (Cognito user pool), requestContext.authorizer.principalId
-//	               (Lambda authorizer), requestContext.identity.userArn (IAM)
-//	HTTP API       requestContext.authorizer.jwt.claims.sub, requestContext.authorizer.lambda.principalId,
-//	               requestContext.authorizer.iam.userArn
-//	Function URL   requestContext.authorizer.iam.userArn
+//	REST API       requestContext.authorizer.claims.sub (Cognito user pool)   cognito:<sub>
+//	               requestContext.authorizer.principalId (Lambda authorizer)   lambda:<principalId>
+//	               requestContext.identity.userArn (IAM)                       iam:<arn>
+//	               any other authorizer context (integrationLatency aside)     ctx:<SHA-256 of its JSON>
+//	HTTP API       requestContext.authorizer.jwt.claims.sub                    jwt:<sub>
+//	               requestContext.authorizer.lambda.principalId                lambda:<principalId>
+//	               requestContext.authorizer.iam.userArn                       iam:<arn>
+//	               any other authorizer (a Lambda authorizer with simple       ctx:<SHA-256 of its JSON>
+//	               responses has a context and no principalId)
+//	Function URL   requestContext.authorizer.iam.userArn                       iam:<arn>
+//	               an IAM authorizer without a user ARN                        ctx:<SHA-256 of its JSON>
+//	all            no authorizer                                               anonymous
 //
-// the first one present, else "anonymous"; WithPrincipal overrides it. The route is the resource template for
-// REST APIs, the path of the route key for HTTP APIs (the raw path on "$default") and the raw path for Function
-// URLs, which have no templates (WithRoute sets a fixed one).
+// WithPrincipal overrides it (it sees the value above, "" without an authorizer). A context hash names a caller as
+// long as the authorizer returns the same context for them; an authorizer that puts per-request values (a
+// timestamp, a request id) in its context makes every retry a new record: name the caller with WithPrincipal then.
+// The route is the resource template for REST APIs, the path of the route key for HTTP APIs (the raw path on
+// "$default") and the raw path for Function URLs, which have no templates (WithRoute sets a fixed one).
+// WithLegacyScope derives IDs as releases before the function and the namespaces did, for an upgrade (see the
+// README).
 //
 // # Payload
 //
-// The payload fingerprint covers the method, the route and the body, decoded from base64 when the event says so
-// and canonicalised when it is JSON (key order and whitespace do not matter). WithPayloadFields restricts it to
-// selected JSON fields.
+// The fingerprint (idempotent.Target) covers the method, the route, the concrete path (so its path parameters),
+// the query string and the body; a duplicate with another fingerprint is a 422. The body is decoded from base64
+// when the event says so; a JSON body is compared by what encoding/json reads from it: member order, whitespace
+// and string escapes do not matter, number literals count as written (2000 and 2e3 differ), and an object with
+// member names equal under case folding is compared byte for byte. The query string of HTTP API and Function URL
+// events is compared as received (parameter order and percent-encoding count); REST events carry only the decoded
+// parameter maps, compared by name, each name's values in order. Headers are not covered, since they change
+// between retries of one request (tracing ids, dates, refreshed tokens) without changing its meaning;
+// WithFingerprintHeaders adds named ones. WithPayloadFields restricts the body's part to selected JSON fields
+// (see idempotent.SelectFields).
 //
 // # Recording
 //

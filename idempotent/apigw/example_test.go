@@ -98,3 +98,37 @@ func ExampleProblem() {
 	// 400 application/problem+json
 	// {"type":"https://api.example.com/problems/validation","title":"Invalid request","status":400,"detail":"The request body has invalid fields.","errors":[{"field":"amount","message":"must be between 1 and 99999999"}]}
 }
+
+// What tells two requests with one key apart: the concrete path and query under one route template, and number
+// spellings a typed field reads differently. PUT and DELETE need no key; with one, they are recorded.
+func ExampleREST_whatTheFingerprintCovers() {
+	engine := idempotent.New(memstore.New(), idempotent.WithDisabled(false))
+	handler := apigw.REST(engine,
+		func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: `{"path":"` + req.Path + `"}`}, nil
+		})
+	send := func(method, path, body string, key string) {
+		req := events.APIGatewayProxyRequest{HTTPMethod: method, Resource: "/orders/{id}", Path: path, Body: body,
+			Headers: map[string]string{}}
+		if key != "" {
+			req.Headers["Idempotency-Key"] = key
+		}
+		resp, _ := handler(context.Background(), req)
+		fmt.Println(method, path, body, "->", resp.StatusCode, resp.Headers["Idempotent-Replayed"])
+	}
+	send("POST", "/orders/1", `{"amount": 2000}`, "k1")
+	send("POST", "/orders/1", `{ "amount" : 2000 }`, "k1") // whitespace: a replay
+	send("POST", "/orders/2", `{"amount": 2000}`, "k1")    // another path: a mismatch
+	send("POST", "/orders/1", `{"amount": 2e3}`, "k1")     // another number spelling: a mismatch
+	send("DELETE", "/orders/1", ``, "")                    // no key: straight through
+	send("DELETE", "/orders/1", ``, "k2")
+	send("DELETE", "/orders/1", ``, "k2") // with a key: recorded and replayed
+	// Output:
+	// POST /orders/1 {"amount": 2000} -> 200 false
+	// POST /orders/1 { "amount" : 2000 } -> 200 true
+	// POST /orders/2 {"amount": 2000} -> 422 false
+	// POST /orders/1 {"amount": 2e3} -> 422 false
+	// DELETE /orders/1  -> 200 false
+	// DELETE /orders/1  -> 200 false
+	// DELETE /orders/1  -> 200 true
+}

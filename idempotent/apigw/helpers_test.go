@@ -68,6 +68,9 @@ type input struct {
 	body   *string             // replaces the body when non-nil
 	base64 bool                // base64-encode the body
 	method string              // replaces the method when not empty
+	// edit changes the event last: an *events.APIGatewayProxyRequest, *events.APIGatewayV2HTTPRequest or
+	// *events.LambdaFunctionURLRequest.
+	edit func(ev any)
 }
 
 func withKey(k string) input { return input{header: map[string][]string{"Idempotency-Key": {k}}} }
@@ -111,6 +114,9 @@ var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engin
 		if in.method != "" {
 			ev.HTTPMethod, ev.RequestContext.HTTPMethod = in.method, in.method
 		}
+		if in.edit != nil {
+			in.edit(&ev)
+		}
 		resp, err := wrapped(ctx, ev)
 		return fromREST(resp), err
 	}
@@ -135,6 +141,9 @@ var httpKind = kind{name: "HTTP", prefix: "http", wrap: func(e *idempotent.Engin
 			ev.RequestContext.HTTP.Method = in.method
 			ev.RouteKey = in.method + " " + testRoute
 		}
+		if in.edit != nil {
+			in.edit(&ev)
+		}
 		resp, err := wrapped(ctx, ev)
 		return fromHTTP(resp), err
 	}
@@ -157,6 +166,9 @@ var urlKind = kind{name: "FunctionURL", prefix: "url", wrap: func(e *idempotent.
 		}
 		if in.method != "" {
 			ev.RequestContext.HTTP.Method = in.method
+		}
+		if in.edit != nil {
+			in.edit(&ev)
 		}
 		resp, err := wrapped(ctx, ev)
 		return fromFunctionURL(resp), err

@@ -21,14 +21,16 @@ type Request struct {
 	// of the route key for HTTP APIs (the raw path for the "$default" route), the raw path for Function URLs, or
 	// the value given to WithRoute.
 	Route string
-	// Path is the request's raw path.
+	// Path is the request's concrete path: the path of REST events, the raw path of HTTP API and Function URL
+	// events. The fingerprint covers it, so the same key sent to /orders/1 and /orders/2 is a mismatch.
 	Path string
 	// Header holds every header value under its canonical name. HTTP APIs and Function URLs join repeated headers
 	// with commas before the function sees them; REST APIs deliver them separately.
 	Header http.Header
 	// Body is the request body, decoded from base64 when the event says it is encoded.
 	Body []byte
-	// Principal is the caller found in the authorizer context (see the package documentation), or "anonymous".
+	// Principal is the caller found in the authorizer context, namespaced by its source ("cognito:", "jwt:",
+	// "lambda:", "iam:", "ctx:"; see the package documentation), or "" when the event has no authorizer.
 	Principal string
 	// Event is the original event: an events.APIGatewayProxyRequest, events.APIGatewayV2HTTPRequest or
 	// events.LambdaFunctionURLRequest.
@@ -42,6 +44,10 @@ type Request struct {
 	multi  map[string][]string
 	rest   bool
 	body   string
+	// query is the query string's part of the fingerprint (see rawQuery and mapsQuery).
+	query string
+	// legacy computes the version 1 fingerprint when the engine meets a record of an earlier release.
+	legacy legacySource
 	// decoded: Body holds the body.
 	decoded bool
 }
@@ -68,6 +74,13 @@ type config struct {
 	principal   func(context.Context, *Request) string
 	route       string
 	typeBase    string
+	// function is the function name in the scope; fpHeaders the headers the fingerprint covers.
+	function  string
+	fpHeaders []string
+	// requireIdempotent requires keys on PUT and DELETE (see policyFor).
+	requireIdempotent bool
+	// legacyScope derives record IDs as releases before the function and namespaced principals did.
+	legacyScope bool
 }
 
 // needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
@@ -85,6 +98,7 @@ func newConfig(opts []Option) *config {
 		header:   DefaultKeyHeader,
 		record:   DefaultRecordStatus,
 		typeBase: DefaultProblemTypeBase,
+		function: defaultFunctionName(),
 	}
 	for _, o := range opts {
 		o(c)
@@ -127,8 +141,39 @@ func WithKeyFunc(fn func(ctx context.Context, r *Request) (string, error)) Optio
 
 // WithKeyOptional lets requests without a key through to the handler with no idempotency (their responses carry
 // Idempotent-Replayed: false and are not recorded). A key that is present but malformed is still refused with 400.
-// Default: the key is required and its absence is a 400.
+// It applies to every method and takes precedence over WithKeyRequiredForPutAndDelete. Default: the key is
+// required on every method except GET, HEAD, OPTIONS and TRACE (never recorded) and PUT and DELETE (recorded with a
+// key, run straight through without one).
 func WithKeyOptional() Option { return func(c *config) { c.keyOptional = true } }
+
+// WithKeyRequiredForPutAndDelete refuses PUT and DELETE requests without a key with 400, as for POST. Default: PUT
+// and DELETE, idempotent by HTTP semantics, run straight through without a key and are recorded with one.
+func WithKeyRequiredForPutAndDelete() Option { return func(c *config) { c.requireIdempotent = true } }
+
+// WithFunctionName sets the function name that scopes keys, so that functions sharing one idempotency table never
+// answer each other's requests (an event that reaches the wrong function is a new record there, not a replay of
+// the other function's response). Default: the AWS_LAMBDA_FUNCTION_NAME environment variable, which Lambda sets.
+// "" leaves the function out of the scope (record IDs are then those of releases before the function was part of
+// it, for a migration: see the README's upgrade notes).
+func WithFunctionName(name string) Option { return func(c *config) { c.function = name } }
+
+// WithLegacyScope derives record IDs as releases before this one did: no function in the scope, principals without
+// their source namespace ("iam:arn:..." is "arn:..."), and an authorizer without a known principal field counted as
+// "anonymous". It exists for upgrades: the scope is part of a record's ID, so after an upgrade without it a retry
+// of a request recorded before the upgrade does not find its record and runs the handler again. Deploy with it for
+// one retention period, then remove it (each removal is again such a boundary, for the records written with it).
+// While it is on, the shared scopes this release closes are open again: functions sharing a table, callers behind
+// Lambda authorizers without principalId, a principalId equal to "anonymous" or to another source's value.
+// Fingerprints are unaffected (records of either version compare correctly). Default: off.
+func WithLegacyScope() Option { return func(c *config) { c.legacyScope = true } }
+
+// WithFingerprintHeaders adds the named headers (matched case-insensitively, every value in order) to the
+// fingerprint, for handlers whose result depends on them (a tenant or API version header, say). Default: no header
+// is covered, because headers change between retries of one request without changing its meaning (tracing ids,
+// dates, refreshed tokens, proxies' forwarding headers), and a retry must not become a mismatch.
+func WithFingerprintHeaders(names ...string) Option {
+	return func(c *config) { c.fpHeaders = append(c.fpHeaders, names...) }
+}
 
 // WithRecordStatus decides by status code which handler responses are recorded for replay; for the others the
 // key is released so that a corrected request can use it again. Default: DefaultRecordStatus.
@@ -149,15 +194,16 @@ func WithPayloadFields(paths ...string) Option {
 }
 
 // WithPrincipal replaces the principal the key is scoped to. fn sees the principal found in the authorizer
-// context in r.Principal and may return it, refine it or replace it; "" means "anonymous". Default: the principal
-// from the authorizer context (see the package documentation).
+// context in r.Principal (namespaced, "" without an authorizer) and may return it, refine it or replace it; ""
+// means "anonymous". Default: the principal from the authorizer context (see the package documentation).
 func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
 	return func(c *config) { c.principal = fn }
 }
 
 // WithRoute scopes keys to route instead of the route the event names. Use it for Function URLs, which have no
 // route templates, when one function serves paths with identifiers in them ("/orders/123") and keys should be
-// shared across them. Default: the event's route (see Request.Route).
+// shared across them: the concrete path stays in the fingerprint, so a key reused on another path is a 422 rather
+// than a new record. Default: the event's route (see Request.Route).
 func WithRoute(route string) Option { return func(c *config) { c.route = route } }
 
 // WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the

@@ -211,6 +211,11 @@ func (c *config) process(ctx context.Context, e *idempotent.Engine, h func(conte
 		KeyOptional: c.keyOptional,
 		Scope:       idempotent.Scope{Route: route},
 		Fingerprint: idempotent.Fingerprint("", route, payload),
+		// Records written before fingerprint version 2 keep their IDs, so a redelivery across the upgrade must
+		// still match them.
+		LegacyFingerprint: idempotent.LegacyFingerprintFunc(func() string {
+			return idempotent.LegacyFingerprint("", route, payload)
+		}),
 	}
 	_, err = idempotent.Run(ctx, e, req, idempotent.Spec[struct{}]{}, func(ctx context.Context) (struct{}, error) {
 		if err := h(ctx, m); err != nil {
