@@ -64,7 +64,8 @@ func ExampleRun() {
 	// charged replayed <nil>
 }
 
-// Errors carry what a caller needs to answer: the time left of a running duplicate, for Retry-After.
+// Errors carry what a caller needs to answer: for a running duplicate, how long requests of the route take
+// (at least a second, at most the time left of the holder's lease), for Retry-After.
 func ExampleInProgressError() {
 	engine := idempotent.New(memstore.New())
 	req := idempotent.Request{Key: "k", Scope: idempotent.Scope{Route: "slow"}, Fingerprint: "fp"}
@@ -77,5 +78,5 @@ func ExampleInProgressError() {
 		return 1, nil
 	})
 	// Output:
-	// in progress, retry after 1m0s
+	// in progress, retry after 1s
 }
