@@ -68,6 +68,7 @@ type config struct {
 	principal   func(context.Context, *Request) string
 	route       string
 	typeBase    string
+	merged      bool
 }
 
 // needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
@@ -159,6 +160,13 @@ func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
 // route templates, when one function serves paths with identifiers in them ("/orders/123") and keys should be
 // shared across them. Default: the event's route (see Request.Route).
 func WithRoute(route string) Option { return func(c *config) { c.route = route } }
+
+// WithMergedClaim runs the handler before the key is claimed and then claims and records it in one store call
+// with the handler's effects (idempotent.Spec.MergeClaim): a first request costs one DynamoDB call instead of two.
+// Use it only when every side effect of the handler is a store write handed over with idempotent.AddEffect (with
+// dynamostore: dynamostore.Put and friends) and the handler calls nothing outside: concurrent first requests each
+// run the handler, and only their effects are guaranteed to commit once. Default: claim first, then run the handler.
+func WithMergedClaim() Option { return func(c *config) { c.merged = true } }
 
 // WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the
 // problem's slug ("in-progress", "payload-mismatch", ...) is appended. Default: DefaultProblemTypeBase.
