@@ -38,6 +38,7 @@ func TestDynamoDBCallsPerRequest(t *testing.T) {
 	userKey := newKey(t)
 	r := post("/users", userKey, userBody("Alice", uniqueEmail(t)))
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	t.Logf("first POST /users with a key: %v", cr.inj.Counts())
 	assert.Equal(t, map[string]int{"TransactWriteItems/atomic-complete": 1}, cr.inj.Counts(), "first POST /users with a key")
 
 	cr.inj.Reset()

@@ -81,19 +81,22 @@ func (e *Engine) await(ctx context.Context, id string, held *Record, now time.Ti
 
 // durations keeps how long executions of each route take on this instance, for Retry-After.
 type durations struct {
-	lru *lru.Cache[string, *atomic.Int64]
+	lru *lru.Cache[routeID, *atomic.Int64]
 }
+
+// routeID names a route: a struct rather than a joined string, so looking it up allocates nothing.
+type routeID struct{ method, route string }
 
 // routesKept bounds the routes whose durations are kept: routes are templates, but a Function URL's route is its
 // raw path, which a client chooses.
 const routesKept = 256
 
 func newDurations() *durations {
-	c, _ := lru.New[string, *atomic.Int64](routesKept) // fails only for a size <= 0
+	c, _ := lru.New[routeID, *atomic.Int64](routesKept) // fails only for a size <= 0
 	return &durations{lru: c}
 }
 
-func routeKey(s Scope) string { return s.Method + " " + s.Route }
+func routeKey(s Scope) routeID { return routeID{s.Method, s.Route} }
 
 // observe folds d into the route's moving average (weight 1/4 for the newest), so a slow request shows at once
 // while one outlier fades after a few requests.
