@@ -63,7 +63,6 @@ func (s *mergedStore) calls() int32 {
 
 type mergedFixture struct {
 	store *mergedStore
-	clock *idempotenttest.Clock
 	eng   *idempotent.Engine
 	last  idempotent.Event
 	runs  atomic.Int32

@@ -127,7 +127,7 @@ func BenchmarkModes(b *testing.B) {
 		})
 	}
 
-		// A duplicate that meets a running request, which completes just before the duplicate's first read: 409 at
+	// A duplicate that meets a running request, which completes just before the duplicate's first read: 409 at
 	// once without WithWait, the first request's answer with it (after the first pause of the wait, 10-20 ms). The
 	// holder's claim and completion are neither timed nor counted.
 	for _, wait := range []bool{false, true} {

@@ -222,17 +222,16 @@ type waitCase struct {
 }
 
 // run sends the request with the holder's payload (or fingerprint fp when given) and counts the handler's runs.
-func (w *waitCase) run(ctx context.Context, fp string) (idempotent.Result[string], error, int) {
+func (w *waitCase) run(ctx context.Context, fp string) (res idempotent.Result[string], calls int, err error) {
 	if fp == "" {
 		fp = w.held.Fingerprint
 	}
-	calls := 0
 	req := idempotent.Request{Key: w.key, Scope: waitScope, Fingerprint: fp}
-	res, err := idempotent.Run(ctx, w.engine, req, idempotent.Spec[string]{}, func(context.Context) (string, error) {
+	res, err = idempotent.Run(ctx, w.engine, req, idempotent.Spec[string]{}, func(context.Context) (string, error) {
 		calls++
 		return "ran", nil
 	})
-	return res, err, calls
+	return res, calls, err
 }
 
 func (w *waitCase) lastEvent(t *testing.T) idempotent.Event {
@@ -280,7 +279,7 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 				require.NoError(t, w.store.Complete(context.Background(), completed(w.held, base, []byte(`"holder's"`)), nil))
 			}
 		})
-		res, err, calls := w.run(context.Background(), "")
+		res, calls, err := w.run(context.Background(), "")
 		require.NoError(t, err)
 		assert.Equal(t, "holder's", res.Value)
 		assert.True(t, res.Replayed())
@@ -293,7 +292,7 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 
 	t.Run("BoundReachedIsInProgress", func(t *testing.T) {
 		w := newWaitCase(t, newStore(t), base, nil)
-		_, err, calls := w.run(context.Background(), "")
+		_, calls, err := w.run(context.Background(), "")
 		var ip *idempotent.InProgressError
 		require.ErrorAs(t, err, &ip)
 		assert.Zero(t, calls)
@@ -312,7 +311,7 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 				require.NoError(t, w.store.Release(context.Background(), w.held.ID, w.held.Owner))
 			}
 		})
-		res, err, calls := w.run(context.Background(), "")
+		res, calls, err := w.run(context.Background(), "")
 		require.NoError(t, err)
 		assert.Equal(t, "ran", res.Value)
 		assert.False(t, res.Replayed())
@@ -322,7 +321,7 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 
 	t.Run("AnotherPayloadIsRefusedWithoutWaiting", func(t *testing.T) {
 		w := newWaitCase(t, newStore(t), base, nil)
-		_, err, calls := w.run(context.Background(), newToken())
+		_, calls, err := w.run(context.Background(), newToken())
 		require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
 		assert.Zero(t, calls)
 		assert.Zero(t, w.gets.Load(), "a mismatch is known without reading")
@@ -342,7 +341,7 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 				w := newWaitCase(t, newStore(t), base, nil)
 				ctx, cancel := context.WithTimeout(context.Background(), tc.left)
 				defer cancel()
-				_, err, _ := w.run(ctx, "")
+				_, _, err := w.run(ctx, "")
 				require.ErrorIs(t, err, idempotent.ErrInProgress)
 				assert.Equal(t, tc.wantRead, w.gets.Load() > 0, "reads made: %d", w.gets.Load())
 			})
