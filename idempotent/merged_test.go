@@ -23,12 +23,20 @@ type mergedStore struct {
 	*memstore.Store
 	merged, claims, completes, gets atomic.Int32
 	fail                            func(n int32) (err error, apply bool)
-	effects                         [][]idempotent.Effect
+	// stale, when set, may answer the n-th merged write with a record instead, as a store judging liveness at
+	// another instant would.
+	stale   func(n int32) *idempotent.Record
+	effects [][]idempotent.Effect
 }
 
 func (s *mergedStore) ClaimComplete(ctx context.Context, c idempotent.Claim, eff []idempotent.Effect) (*idempotent.Record, error) {
 	n := s.merged.Add(1)
 	s.effects = append(s.effects, eff)
+	if s.stale != nil {
+		if rec := s.stale(n); rec != nil {
+			return rec, nil
+		}
+	}
 	if s.fail != nil {
 		if err, apply := s.fail(n); err != nil {
 			if apply {
@@ -373,6 +381,45 @@ func TestRetryAfterFollowsRouteDurations(t *testing.T) {
 			var ip *idempotent.InProgressError
 			require.ErrorAs(t, err, &ip)
 			assert.Equal(t, tc.want, ip.RetryAfter)
+		})
+	}
+}
+
+// TestMergedWritesAgainWhenTheRecordMetIsClaimable: a record the store returned but which is claimable at the
+// engine's instant (expired) does not block the key: the engine writes again.
+func TestMergedWritesAgainWhenTheRecordMetIsClaimable(t *testing.T) {
+	f := newMergedFixture()
+	f.store.stale = func(n int32) *idempotent.Record {
+		if n > 1 {
+			return nil
+		}
+		return &idempotent.Record{ID: request("k", "{}").Scope.ID("k"), Status: idempotent.StatusCompleted,
+			Fingerprint: "old", Owner: "old", ExpiresAt: t0.Add(-time.Second), Response: []byte(`{}`)}
+	}
+	res, err := f.run(context.Background(), "k", "{}", 1)
+	require.NoError(t, err)
+	assert.Equal(t, receipt{N: 1}, res.Value, "not a mismatch with the expired record")
+	assert.Equal(t, int32(2), f.store.merged.Load())
+	assert.True(t, f.last.Recorded)
+}
+
+// TestWaitDoesNotOutliveALease: a holder whose lease has ended is not waited for: under LeaseRefuse the answer is
+// ErrOutcomeUnknown at once, under LeaseReRun the key is claimed.
+func TestWaitDoesNotOutliveALease(t *testing.T) {
+	for _, policy := range []idempotent.LeasePolicy{idempotent.LeaseRefuse, idempotent.LeaseReRun} {
+		t.Run(policy.String(), func(t *testing.T) {
+			f := newFixture(t, idempotent.WithWait(time.Second), idempotent.WithLeasePolicy(policy))
+			crashedClaim(t, f, request("k", "{}"))
+			f.clock.Advance(2 * time.Minute)
+			_, err := f.run(context.Background(), request("k", "{}"), receipt{N: 1}, nil)
+			if policy == idempotent.LeaseRefuse {
+				require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
+				assert.Zero(t, f.runs.Load())
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, int32(1), f.runs.Load())
+			}
+			assert.Zero(t, f.store.gets.Load(), "no read: nothing to wait for")
 		})
 	}
 }

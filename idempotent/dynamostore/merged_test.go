@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,4 +283,62 @@ func TestMergedWaitsForAClaim(t *testing.T) {
 	assert.Equal(t, map[string]int{"TransactWriteItems": 1, "PutItem": 1, "GetItem": 1}, calls.take(),
 		"the merged write, the holder's completion, one read of the wait")
 	assert.Empty(t, r.orderRun(t, r.orderID("k")), "the waiting request's effect is not written")
+}
+
+// TestWaitFaults injects DynamoDB faults into the reads of a wait: a read the SDK's retries get through still
+// ends in the holder's answer, one they do not ends the wait with a store error (503), never a 409 that would hide
+// the fault, and nothing runs either way.
+func TestWaitFaults(t *testing.T) {
+	read := faultinject.PhaseRead
+	tests := []struct {
+		name     string
+		rule     faultinject.Rule
+		replayed bool
+		wire     int // GetItem requests on the wire, SDK retries included
+	}{
+		{"throttled once", faultRule(read, faultinject.Throttle, faultinject.Nth(1)), true, 2},
+		{"throttled always", faultRule(read, faultinject.Throttle, faultinject.Always()), false, faultSDKAttempts},
+		{"server error always", faultRule(read, faultinject.ServerError, faultinject.Always()), false, faultSDKAttempts},
+		{"response lost always", faultRule(read, faultinject.ResponseLost, faultinject.Always()), false, faultSDKAttempts},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			table := newTable(t)
+			inj := faultinject.New(func(o *faultinject.Options) { o.IdempotencyTable = table })
+			client := faultClient(t, inj)
+			store := dynamostore.New(client, table)
+			clock := idempotenttest.NewClock(time.Now().Truncate(time.Millisecond))
+			req := request("k", `{}`)
+			held := idempotent.Record{ID: req.Scope.ID("k"), Status: idempotent.StatusInProgress, Fingerprint: req.Fingerprint,
+				Owner: "holder", LeaseEnd: clock.Now().Add(time.Minute), ExpiresAt: clock.Now().Add(time.Hour)}
+			existing, err := store.Claim(context.Background(), idempotent.Claim{Record: held, Now: clock.Now(), Takeover: true})
+			require.NoError(t, err)
+			require.Nil(t, existing)
+			done := held
+			done.Status, done.Response = idempotent.StatusCompleted, []byte(`{"status":201,"body":"holder"}`)
+			hooked := &beforeGet{Client: client, fn: func() { require.NoError(t, store.Complete(context.Background(), done, nil)) }}
+			engine := idempotent.New(dynamostore.New(hooked, table), idempotent.WithClock(clock),
+				idempotent.WithWait(idempotent.DefaultWait), idempotent.WithLogger(idempotent.NewLogger(io.Discard)))
+			inj.Reset()
+			inj.Add(tc.rule)
+
+			ran := false
+			res, err := idempotent.Run(context.Background(), engine, req, idempotent.Spec[resp]{}, func(context.Context) (resp, error) {
+				ran = true
+				return resp{Status: 201, Body: "second run"}, nil
+			})
+			assert.False(t, ran, "nothing runs while the key is held")
+			assert.Equal(t, tc.wire, inj.Count("GetItem", read), "reads on the wire")
+			if tc.replayed {
+				require.NoError(t, err)
+				assert.True(t, res.Replayed())
+				assert.Equal(t, resp{201, "holder"}, res.Value)
+				return
+			}
+			var se *idempotent.StoreError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, "get", se.Op)
+			assert.NotErrorIs(t, err, idempotent.ErrInProgress)
+		})
+	}
 }

@@ -247,12 +247,16 @@ var waitScope = idempotent.Scope{Principal: "p", Method: "POST", Route: "/things
 // waitBound is the wait bound of the wait cases.
 const waitBound = 2 * time.Second
 
-// newWaitCase claims a fresh key for a holder, as a running first request would, and returns an engine that waits
-// (WithWait(waitBound)) on a store that runs onGet before its n-th read (from 1) of that key.
-func newWaitCase(t *testing.T, s idempotent.Store, base time.Time, onGet func(n int, w *waitCase)) *waitCase {
+// newWaitCase claims a fresh key for a holder, as a running first request would (its lease ending 30 s after base
+// unless lease says otherwise), and returns an engine that waits (WithWait(waitBound)) on a store that runs onGet
+// before its n-th read (from 1) of that key.
+func newWaitCase(t *testing.T, s idempotent.Store, base time.Time, onGet func(n int, w *waitCase), lease ...time.Duration) *waitCase {
 	w := &waitCase{store: s, key: newToken(), clock: NewClock(base), gets: new(atomic.Int32)}
 	w.held = inProgress(base)
 	w.held.ID = waitScope.ID(w.key)
+	if len(lease) > 0 {
+		w.held.LeaseEnd = base.Add(lease[0])
+	}
 	mustClaim(t, s, w.held, base)
 	hooked := &getHook{Store: s, fn: func(id string) {
 		if id != w.held.ID {
@@ -317,6 +321,21 @@ func runWaitTests(t *testing.T, newStore func(t *testing.T) idempotent.Store, ba
 		assert.False(t, res.Replayed())
 		assert.Equal(t, 1, calls, "the holder let go: this request runs the handler")
 		assert.Equal(t, int32(2), w.gets.Load())
+	})
+
+	t.Run("EndedLeaseIsClaimedAndRun", func(t *testing.T) {
+		// The holder crashed: its lease ends one second into the wait, and the next read finds it claimable.
+		w := newWaitCase(t, newStore(t), base, nil, time.Second)
+		res, calls, err := w.run(context.Background(), "")
+		require.NoError(t, err)
+		assert.Equal(t, "ran", res.Value)
+		assert.Equal(t, 1, calls, "the lease ended: this request runs the handler")
+		assert.False(t, w.clock.Now().Before(w.held.LeaseEnd), "it ran only once the lease had ended")
+		got, err := w.store.Get(context.Background(), w.held.ID, w.clock.Now())
+		require.NoError(t, err)
+		require.NotNil(t, got)
+		assert.Equal(t, idempotent.StatusCompleted, got.Status)
+		assert.NotEqual(t, w.held.Owner, got.Owner, "the new claim's record")
 	})
 
 	t.Run("AnotherPayloadIsRefusedWithoutWaiting", func(t *testing.T) {
