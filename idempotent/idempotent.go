@@ -175,7 +175,8 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 
 	takeover := e.cfg.leasePolicy == LeaseReRun
 	waited := false
-	for attempt := range e.cfg.maxAttempts {
+	attempts := e.cfg.maxAttempts
+	for attempt := 0; attempt < attempts; attempt++ {
 		now := start
 		if attempt > 0 {
 			now = e.cfg.clock.Now()
@@ -213,7 +214,8 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 				return zero, err
 			}
 			if got == nil || got.Claimable(at, takeover) {
-				continue // the holder released the key or its lease ended: claim it
+				attempts++ // the holder released the key or its lease ended: claim it, with an attempt of its own
+				continue
 			}
 			existing, now = got, at
 		}

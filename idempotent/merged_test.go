@@ -423,3 +423,39 @@ func TestWaitDoesNotOutliveALease(t *testing.T) {
 		})
 	}
 }
+
+// releaseOnGet releases the holder's claim before the first read, as a holder whose handler failed.
+type releaseOnGet struct {
+	*memstore.Store
+	holder idempotent.Record
+	once   atomic.Bool
+}
+
+func (s *releaseOnGet) Get(ctx context.Context, id string, now time.Time) (*idempotent.Record, error) {
+	if s.once.CompareAndSwap(false, true) {
+		if err := s.Store.Release(ctx, s.holder.ID, s.holder.Owner); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.Get(ctx, id, now)
+}
+
+// TestWaitThenClaimHasItsOwnAttempt: a claim after a wait that found the key released is not counted against the
+// attempts the first claim used, so even WithMaxAttempts(1) runs the handler.
+func TestWaitThenClaimHasItsOwnAttempt(t *testing.T) {
+	req := request("k", "{}")
+	holder := idempotent.Record{ID: req.Scope.ID("k"), Status: idempotent.StatusInProgress, Fingerprint: req.Fingerprint,
+		Owner: "holder", LeaseEnd: t0.Add(time.Minute), ExpiresAt: t0.Add(time.Hour)}
+	st := &releaseOnGet{Store: memstore.New(), holder: holder}
+	_, err := st.Claim(context.Background(), idempotent.Claim{Record: holder, Now: t0, Takeover: true})
+	require.NoError(t, err)
+	var last idempotent.Event
+	e := engineOn(st, &last, idempotent.WithMaxAttempts(1), idempotent.WithWait(time.Second))
+	res, err := idempotent.Run(context.Background(), e, req, idempotent.Spec[receipt]{}, func(context.Context) (receipt, error) {
+		return receipt{N: 7}, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, receipt{N: 7}, res.Value)
+	assert.Equal(t, idempotent.OutcomeExecuted, last.Outcome)
+	assert.Equal(t, 1, last.Waits)
+}
