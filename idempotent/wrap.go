@@ -21,6 +21,7 @@ type wrapConfig struct {
 	name        string
 	keyOptional bool
 	fields      []string
+	merged      bool
 }
 
 // WithName sets the operation name the keys are scoped to (Scope.Route). Use distinct names for functions that
@@ -36,6 +37,11 @@ func WithKeyOptional() WrapOption { return func(c *wrapConfig) { c.keyOptional =
 func WithPayloadFields(paths ...string) WrapOption {
 	return func(c *wrapConfig) { c.fields = append(c.fields, paths...) }
 }
+
+// WithMergedClaim runs the handler before the key is claimed and claims and records it in one store call with the
+// handler's effects (Spec.MergeClaim). Only for handlers whose every side effect is an effect handed over with
+// AddEffect and which call nothing outside. Default: claim first.
+func WithMergedClaim() WrapOption { return func(c *wrapConfig) { c.merged = true } }
 
 // Wrap makes any handler idempotent: the first input with a key runs h; later inputs with the same key get the
 // first result back (decoded from JSON) without running h, or an error from Run's list when the first is still
@@ -69,7 +75,7 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 			Scope:       Scope{Route: cfg.name},
 			Fingerprint: Fingerprint("", cfg.name, payload),
 		}
-		res, err := Run(ctx, e, req, Spec[Out]{}, func(ctx context.Context) (Out, error) { return h(ctx, in) })
+		res, err := Run(ctx, e, req, Spec[Out]{MergeClaim: cfg.merged}, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		return res.Value, err
 	}
 }
