@@ -86,8 +86,9 @@ func assertReplay(t *testing.T, first, r response) {
 //
 // Rows not provoked here, because they need a slow, crashing or failing dependency that a black-box HTTP test
 // of the shipped service cannot arrange; they are covered by the idempotent and idempotent/apigw tests:
-//   - "same key while the first is still running" -> 409 + Retry-After (TestConcurrentDuplicates accepts and
-//     checks 409s when the race produces them, but cannot force one);
+//   - "same key while the first is still running" -> the example service waits for the answer
+//     (TestConcurrentDuplicates: every duplicate of a burst gets the 201); the 409 + Retry-After past the wait's
+//     bound needs a first request slower than the bound (TestCrashRecovery's held completion shows it);
 //   - "first invocation crashed or timed out; its lease has ended" -> runs again;
 //   - "the idempotency store fails before the claim" -> 503 + Retry-After.
 func TestPaymentsIdempotency(t *testing.T) {

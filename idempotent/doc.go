@@ -16,7 +16,11 @@
 //	                  │      └── error, panic, not recordable ─▶ released (key free again)
 //	                  └── lease ended (crash, timeout) ──▶ LeaseReRun: next request claims it again
 //	                                                       LeaseRefuse: ErrOutcomeUnknown until expiry
-//	   while INPROGRESS and the lease runs: ErrInProgress (with the time left)
+//	   while INPROGRESS and the lease runs: ErrInProgress with a Retry-After, or with WithWait the answer once it
+//	   is recorded (waiting at most the bound)
+//
+// With Spec.MergeClaim, for handlers whose only side effects are effects handed to the store, the handler runs
+// first and the claim and the completion are one write (ClaimCompleter): one store call for a first request.
 //
 // A key is bound to a Scope (function, principal, method, route), and only its SHA-256 is stored. A record's
 // payload fingerprint (see Target.Fingerprint) is a SHA-256 over the method, the route, the concrete path and

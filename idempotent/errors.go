@@ -12,8 +12,9 @@ var (
 	ErrMissingKey = errors.New("idempotent: idempotency key required")
 	// ErrInvalidKey: the key breaks the key grammar (HTTP 400). The error is a *KeyError.
 	ErrInvalidKey = errors.New("idempotent: invalid idempotency key")
-	// ErrInProgress: another invocation holds the key and its lease has not ended (HTTP 409). The error is an
-	// *InProgressError carrying the lease end.
+	// ErrInProgress: another invocation holds the key and its lease has not ended (HTTP 409), and WithWait, if
+	// given, did not see it finish within its bound. The error is an *InProgressError carrying the lease end and a
+	// Retry-After.
 	ErrInProgress = errors.New("idempotent: a request with this key is in progress")
 	// ErrPayloadMismatch: the key was used with another payload within retention (HTTP 422).
 	ErrPayloadMismatch = errors.New("idempotent: idempotency key reused with a different payload")
@@ -54,7 +55,9 @@ func (e *KeyError) Unwrap() error { return ErrInvalidKey }
 type InProgressError struct {
 	// LeaseEnd is when the holder's lease ends; after it the key may be claimed again (LeaseReRun).
 	LeaseEnd time.Time
-	// RetryAfter is the time left until LeaseEnd, rounded up to whole seconds and at least one second.
+	// RetryAfter is how long requests of the route take, as this engine observed them (a moving average of its
+	// executions, claim to completion), rounded up to whole seconds: at least one second (also when none has been
+	// observed yet), and never more than the time left until LeaseEnd.
 	RetryAfter time.Duration
 }
 

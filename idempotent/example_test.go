@@ -64,7 +64,8 @@ func ExampleRun() {
 	// charged replayed <nil>
 }
 
-// Errors carry what a caller needs to answer: the time left of a running duplicate, for Retry-After.
+// Errors carry what a caller needs to answer: for a running duplicate, how long requests of the route take
+// (at least a second, at most the time left of the holder's lease), for Retry-After.
 func ExampleInProgressError() {
 	engine := idempotent.New(memstore.New())
 	req := idempotent.Request{Key: "k", Scope: idempotent.Scope{Route: "slow"}, Fingerprint: "fp"}
@@ -77,5 +78,25 @@ func ExampleInProgressError() {
 		return 1, nil
 	})
 	// Output:
-	// in progress, retry after 1m0s
+	// in progress, retry after 1s
+}
+
+// With Spec.MergeClaim the handler runs first and the key is claimed and recorded in one store call with its
+// effects. Use it only when the handler's every side effect is an effect handed to the store (AddEffect; with
+// dynamostore, dynamostore.Put and friends) and it calls nothing outside: a duplicate runs the handler too, and
+// only the first one's effects and answer are kept.
+func ExampleSpec_mergeClaim() {
+	engine := idempotent.New(memstore.New())
+	req := idempotent.Request{Key: "k", Scope: idempotent.Scope{Route: "register"}, Fingerprint: "fp"}
+	spec := idempotent.Spec[string]{MergeClaim: true}
+	for _, name := range []string{"first", "second"} {
+		res, err := idempotent.Run(context.Background(), engine, req, spec, func(ctx context.Context) (string, error) {
+			// With dynamostore: dynamostore.Put(ctx, &types.Put{...}) hands the write to the merged transaction.
+			return name + " run's answer", nil
+		})
+		fmt.Println(res.Value, res.Outcome, err)
+	}
+	// Output:
+	// first run's answer executed <nil>
+	// first run's answer replayed <nil>
 }

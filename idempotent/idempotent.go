@@ -18,6 +18,8 @@ type Engine struct {
 	cfg    config
 	logger *slog.Logger
 	cache  *recordCache
+	// durations feeds Retry-After with how long each route's requests take.
+	durations *durations
 }
 
 // New returns an Engine that keeps its records in store. store may be nil only when idempotency is disabled
@@ -34,7 +36,8 @@ func New(store Store, opts ...Option) *Engine {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Engine{store: store, cfg: cfg, logger: logger, cache: newRecordCache(cfg.cacheSize, cfg.cacheTTL)}
+	return &Engine{store: store, cfg: cfg, logger: logger, cache: newRecordCache(cfg.cacheSize, cfg.cacheTTL),
+		durations: newDurations()}
 }
 
 // Disabled reports whether idempotency is switched off for this engine.
@@ -110,6 +113,18 @@ type Spec[Out any] struct {
 	// released, so the same key can be used again (for example after a 400 the client corrects). Nil records every
 	// result. Handler errors and panics are never recorded.
 	Record func(Out) bool
+	// MergeClaim runs the handler before anything is written and then claims and completes the key in one store
+	// call together with the handler's effects (ClaimCompleter; with dynamostore one TransactWriteItems), so a first
+	// request costs one call instead of two. Of concurrent first requests exactly one commits; the others replay
+	// its answer. Default false: claim first, then run the handler.
+	//
+	// Safe only when every side effect of the handler is a store write handed over with AddEffect and the handler
+	// calls nothing outside (no other service, no write of its own): nothing protects the handler itself from
+	// running once per concurrent request, only its effects commit once. When an effect's own condition fails,
+	// nothing was written and the handler is asked once more, with AddEffect returning false, so it writes itself
+	// and answers the conflict as it would without a key; that answer is not recorded. A store without the
+	// capability is used in the claim-first way.
+	MergeClaim bool
 }
 
 // Result is the answer of Run.
@@ -127,7 +142,8 @@ func (r Result[Out]) Replayed() bool { return r.Outcome == OutcomeReplayed }
 //
 // The errors it returns itself, to branch on with errors.Is: ErrMissingKey, ErrInvalidKey (*KeyError),
 // ErrInProgress (*InProgressError), ErrPayloadMismatch, ErrOutcomeUnknown, ErrResponseUnavailable, ErrEffectFailed
-// and *StoreError. Any
+// and *StoreError. With WithWait, a request that finds its key held by a running one first waits for its answer
+// (see WithWait). With Spec.MergeClaim, fn runs before the key is claimed (see there). Any
 // other error is fn's own, returned unchanged; the claim is then released so a retry runs fn again. A panic in fn
 // releases the claim and is re-raised.
 func Run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], fn func(context.Context) (Out, error)) (Result[Out], error) {
@@ -168,8 +184,16 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 		}
 	}
 
+	if spec.MergeClaim {
+		if cc, ok := e.store.(ClaimCompleter); ok {
+			return runMerged(ctx, e, cc, req, id, spec, fn, ev)
+		}
+	}
+
 	takeover := e.cfg.leasePolicy == LeaseReRun
-	for attempt := range e.cfg.maxAttempts {
+	waited := false
+	attempts := e.cfg.maxAttempts
+	for attempt := 0; attempt < attempts; attempt++ {
 		now := start
 		if attempt > 0 {
 			now = e.cfg.clock.Now()
@@ -198,9 +222,21 @@ func run[Out any](ctx context.Context, e *Engine, req Request, spec Spec[Out], f
 		case existing.Claimable(now, takeover):
 			// The store judged the record live at a slightly different instant; claim again.
 			continue
-		default:
-			return decideDuplicate(e, existing, false, &req, spec, now, ev)
 		}
+		if !waited && e.shouldWait(existing, &req, now) {
+			waited = true
+			got, at, err := e.await(ctx, id, existing, now, ev)
+			if err != nil {
+				ev.Outcome = OutcomeStoreError
+				return zero, err
+			}
+			if got == nil || got.Claimable(at, takeover) {
+				attempts++ // the holder released the key or its lease ended: claim it, with an attempt of its own
+				continue
+			}
+			existing, now = got, at
+		}
+		return decideDuplicate(e, existing, false, &req, spec, now, ev)
 	}
 	ev.Outcome = OutcomeStoreError
 	return zero, &StoreError{Op: "claim", Err: fmt.Errorf("%w %d times in a row", ErrRecordChanged, e.cfg.maxAttempts)}
@@ -231,7 +267,7 @@ func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, req *Request,
 		return zero, ErrOutcomeUnknown
 	}
 	ev.Outcome = OutcomeInProgress
-	return zero, &InProgressError{LeaseEnd: rec.LeaseEnd, RetryAfter: retryAfter(rec.LeaseEnd.Sub(now))}
+	return zero, e.inProgress(rec, req.Scope, now)
 }
 
 // matches reports whether stored, a record's fingerprint, is r's: equal to r.Fingerprint, or, for a record of
@@ -246,6 +282,7 @@ func (r *Request) matches(stored string) bool {
 // execute runs fn under the claim rec and records or releases the outcome.
 func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, spec Spec[Out], fn func(context.Context) (Out, error), ev *Event) (Result[Out], error) {
 	var zero Result[Out]
+	began := e.cfg.clock.Now()
 	inv := &invocation{Invocation: Invocation{ID: rec.ID, Scope: req.Scope}}
 	hctx := context.WithValue(ctx, invocationKey{}, inv)
 
@@ -313,6 +350,7 @@ func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, s
 		}
 	}
 	ev.Recorded = true
+	e.durations.observe(req.Scope, e.cfg.clock.Now().Sub(began))
 	if e.cache != nil {
 		// A copy, taken only here, keeps done itself off the heap when there is no cache.
 		cached := done

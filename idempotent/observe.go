@@ -72,6 +72,9 @@ type Event struct {
 	Err error
 	// Duration is the time spent in the engine, handler included.
 	Duration time.Duration
+	// Waits is the number of store reads made while waiting for a running request's answer (WithWait), and in
+	// merged mode (Spec.MergeClaim) the number of writes repeated after meeting a concurrent one. Each is one call.
+	Waits int
 }
 
 // observe reports ev to the hooks, the metrics and the log. start is when the request entered the engine (zero
@@ -109,6 +112,9 @@ func (e *Engine) observe(ctx context.Context, ev Event, start time.Time) {
 	}
 	if ev.Recorded {
 		attrs = append(attrs, slog.Bool("recorded", true))
+	}
+	if ev.Waits > 0 {
+		attrs = append(attrs, slog.Int("waits", ev.Waits))
 	}
 	switch {
 	case ev.StoreErr != nil:

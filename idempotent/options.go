@@ -14,9 +14,31 @@ type Clock interface {
 	Now() time.Time
 }
 
+// Sleeper lets time pass. When the Clock given to WithClock also implements Sleeper, the engine's waits
+// (WithWait, and the backoff between merged writes that met a concurrent one) go through it, so a test clock can
+// move its time instead of sleeping (idempotenttest.Clock does). Otherwise the engine sleeps on a real timer.
+type Sleeper interface {
+	// Sleep returns once d has passed, or with ctx's error when ctx ends first.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
+
+// sleep waits d on a real timer, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // LeasePolicy says what happens to a key whose INPROGRESS claim outlived its lease, which means the invocation
 // that held it crashed or timed out without completing or releasing it.
@@ -60,6 +82,7 @@ type config struct {
 	disabled     bool
 	maxAttempts  int
 	completeTime time.Duration
+	wait         time.Duration
 }
 
 func defaultConfig() config {
@@ -183,4 +206,19 @@ func WithCompletionTimeout(d time.Duration) Option {
 			c.completeTime = d
 		}
 	}
+}
+
+// DefaultWait is the wait bound the example service uses (WithWait): long enough for a first request of a fast
+// route to finish while a duplicate waits, short enough that a slow one is answered 409 early. Chosen from
+// measurements on DynamoDB Local through the example service; see docs/DESIGN.md, "Waiting for the answer".
+const DefaultWait = 2 * time.Second
+
+// WithWait makes a request that finds its key held by a running invocation wait for that invocation's answer and
+// replay it, instead of answering ErrInProgress at once. The engine reads the record with consistent reads, backing
+// off with jitter (each read is one store call), for at most bound and never past the request's deadline minus a
+// reserve for answering; only when the bound is reached is the answer ErrInProgress. If the holder releases the key
+// (its handler failed) or its lease ends, the waiting request claims the key itself. Default: no waiting. Zero or
+// less turns waiting off; DefaultWait is the measured choice.
+func WithWait(bound time.Duration) Option {
+	return func(c *config) { c.wait = max(bound, 0) }
 }

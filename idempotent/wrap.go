@@ -23,6 +23,7 @@ type wrapConfig struct {
 	keyOptional bool
 	fields      []string
 	codec       any // a Codec[Out] for the Out of the handler passed to Wrap; nil means JSONCodec
+	merged      bool
 }
 
 // WithName sets the operation name the keys are scoped to (Scope.Route). Use distinct names for functions that
@@ -49,6 +50,11 @@ func WithCodec[Out any](c Codec[Out]) WrapOption {
 	return func(cfg *wrapConfig) { cfg.codec = c }
 }
 
+// WithMergedClaim runs the handler before the key is claimed and claims and records it in one store call with the
+// handler's effects (Spec.MergeClaim). Only for handlers whose every side effect is an effect handed over with
+// AddEffect and which call nothing outside. Default: claim first.
+func WithMergedClaim() WrapOption { return func(c *wrapConfig) { c.merged = true } }
+
 // Wrap makes any handler idempotent: the first input with a key runs h; later inputs with the same key get the
 // first result back (decoded by the codec, JSON unless WithCodec) without running h, or an error from Run's list
 // when the first is still running or the payload differs. The payload fingerprint is the canonical JSON of the
@@ -59,7 +65,7 @@ func Wrap[In, Out any](e *Engine, key KeyFunc[In], h Handler[In, Out], opts ...W
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var spec Spec[Out]
+	spec := Spec[Out]{MergeClaim: cfg.merged}
 	if cfg.codec != nil {
 		c, ok := cfg.codec.(Codec[Out])
 		if !ok {

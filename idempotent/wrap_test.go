@@ -210,3 +210,34 @@ func TestWrapCodec(t *testing.T) {
 			})
 	})
 }
+
+// TestWrapMergedClaim: WithMergedClaim reaches the engine: one merged write per request and no claim, the
+// duplicate running the handler and getting the first answer.
+func TestWrapMergedClaim(t *testing.T) {
+	for _, merged := range []bool{false, true} {
+		f := newMergedFixture()
+		var opts []idempotent.WrapOption
+		if merged {
+			opts = append(opts, idempotent.WithMergedClaim())
+		}
+		runs := 0
+		h := idempotent.Wrap(f.eng, idempotent.FieldKey[event]("key"), func(_ context.Context, e event) (int, error) {
+			runs++
+			return runs, nil
+		}, opts...)
+		for range 2 {
+			got, err := h(context.Background(), event{Key: "a", Value: 1})
+			require.NoError(t, err)
+			assert.Equal(t, 1, got, "merged=%v: the first answer", merged)
+		}
+		if merged {
+			assert.Equal(t, int32(2), f.store.merged.Load())
+			assert.Zero(t, f.store.claims.Load())
+			assert.Equal(t, 2, runs, "a merged duplicate runs the handler before its write finds the record")
+		} else {
+			assert.Equal(t, int32(2), f.store.claims.Load())
+			assert.Zero(t, f.store.merged.Load())
+			assert.Equal(t, 1, runs)
+		}
+	}
+}

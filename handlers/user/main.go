@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemkit/idemkit/handlers/internal/awsenv"
 	"github.com/idemkit/idemkit/handlers/user/user"
@@ -28,7 +29,10 @@ func main() {
 			inv, ok := idempotent.FromContext(ctx)
 			return inv.ID, ok
 		}
+		// The registration's writes commit in the idempotency record's transaction.
+		o.Effect = func(ctx context.Context, w types.TransactWriteItem) bool { return idempotent.AddEffect(ctx, w) }
 	})
-	// The key is optional on POST /users: uniqueness of the e-mail holds with or without it.
-	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle, apigw.WithKeyOptional()))
+	// The key is optional on POST /users: uniqueness of the e-mail holds with or without it. The registration's
+	// writes are the handler's only side effects, so with a key the claim merges into them: one DynamoDB call.
+	lambda.Start(apigw.REST(awsenv.Engine(db, logger), svc.Handle, apigw.WithKeyOptional(), apigw.WithMergedClaim()))
 }

@@ -55,8 +55,9 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 	}
 
 	spec := idempotent.Spec[response]{
-		Codec:  responseCodec{},
-		Record: func(resp response) bool { return cfg.record(resp.StatusCode) },
+		Codec:      responseCodec{},
+		Record:     func(resp response) bool { return cfg.record(resp.StatusCode) },
+		MergeClaim: cfg.merged,
 	}
 	scope := idempotent.Scope{Function: function, Principal: r.Principal, Method: r.Method, Route: r.Route}
 	key, refusal := cfg.key(ctx, r)

@@ -24,7 +24,10 @@
 //	same key and payload, completed     the recorded status, headers, multiValueHeaders, cookies, body and
 //	                                    isBase64Encoded, byte for byte
 //	same key, other payload             422 payload-mismatch
-//	same key, first still running       409 in-progress, Retry-After: seconds until the first one's lease ends
+//	same key, first still running       with idempotent.WithWait: the first one's response once it completes
+//	                                    (waiting at most the bound); else, or when the bound is reached,
+//	                                    409 in-progress, Retry-After: how long the route's requests take (see
+//	                                    idempotent.InProgressError), at least 1 s, at most the first one's lease
 //	first crashed, lease ended          the handler runs again (idempotent.LeaseReRun, the default), or
 //	                                    409 outcome-unknown without Retry-After (idempotent.LeaseRefuse)
 //	key absent on a required route      400 missing-key

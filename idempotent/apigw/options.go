@@ -81,6 +81,8 @@ type config struct {
 	requireIdempotent bool
 	// legacyScope derives record IDs as releases before the function and namespaced principals did.
 	legacyScope bool
+	// merged runs the handler before the claim (WithMergedClaim).
+	merged bool
 }
 
 // needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
@@ -205,6 +207,13 @@ func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
 // shared across them: the concrete path stays in the fingerprint, so a key reused on another path is a 422 rather
 // than a new record. Default: the event's route (see Request.Route).
 func WithRoute(route string) Option { return func(c *config) { c.route = route } }
+
+// WithMergedClaim runs the handler before the key is claimed and then claims and records it in one store call
+// with the handler's effects (idempotent.Spec.MergeClaim): a first request costs one DynamoDB call instead of two.
+// Use it only when every side effect of the handler is a store write handed over with idempotent.AddEffect (with
+// dynamostore: dynamostore.Put and friends) and the handler calls nothing outside: concurrent first requests each
+// run the handler, and only their effects are guaranteed to commit once. Default: claim first, then run the handler.
+func WithMergedClaim() Option { return func(c *config) { c.merged = true } }
 
 // WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the
 // problem's slug ("in-progress", "payload-mismatch", ...) is appended. Default: DefaultProblemTypeBase.

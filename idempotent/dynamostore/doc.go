@@ -18,9 +18,14 @@
 //   - Release: one DeleteItem with the same owner fence, or attribute_not_exists(id): an absent record (an earlier
 //     attempt deleted it, its answer lost) is released already.
 //   - Get: one consistent GetItem.
+//   - ClaimComplete (idempotent.Spec.MergeClaim): one PutItem of the COMPLETED item under the claim's condition,
+//     or with effects one TransactWriteItems holding that Put and the effects; the live record comes back in the
+//     cancellation reason (ALL_OLD). A TransactionConflict cancellation is idempotent.ErrRecordChanged.
 //
 // Through the engine a first request costs two calls (PutItem, PutItem), a duplicate, a payload mismatch or a
-// request while the first is in progress one call (the failed PutItem).
+// request while the first is in progress one call (the failed PutItem). In merged mode a first request, a
+// duplicate and a mismatch cost one call each; a request that waits (idempotent.WithWait) adds one consistent
+// GetItem per pause.
 //
 // # Table
 //

@@ -237,16 +237,9 @@ func (s *Store) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Reco
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
 	rec.Status = idempotent.StatusCompleted
 	rec.LeaseEnd = time.Time{}
-	it, err := s.item(rec, false)
+	it, err := s.completedItem(ctx, rec)
 	if err != nil {
 		return err
-	}
-	if size := itemSize(it); size > maxItemSize-sizeMargin {
-		s.opts.Logger.WarnContext(ctx, "idempotency response too large to record; duplicates will get an error instead of a replay",
-			slog.String("id", rec.ID), slog.Int("response_bytes", len(rec.Response)), slog.Int("item_bytes", size))
-		if it, err = s.item(rec, true); err != nil {
-			return err
-		}
 	}
 	if len(effects) > 0 {
 		return s.completeTx(ctx, rec, it, effects)
@@ -272,6 +265,21 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []i
 		return fmt.Errorf("dynamostore: complete %s: %s: %w", rec.ID, s.fenceReason(ccf.Item, rec.Owner), idempotent.ErrFenced)
 	}
 	return fmt.Errorf("dynamostore: complete %s: %w", rec.ID, classify(err))
+}
+
+// completedItem encodes the COMPLETED record rec, or its EncodingTooLarge form with a warning when the response
+// would make the item exceed DynamoDB's limit.
+func (s *Store) completedItem(ctx context.Context, rec idempotent.Record) (map[string]types.AttributeValue, error) {
+	it, err := s.item(rec, false)
+	if err != nil {
+		return nil, err
+	}
+	if size := itemSize(it); size > maxItemSize-sizeMargin {
+		s.opts.Logger.WarnContext(ctx, "idempotency response too large to record; duplicates will get an error instead of a replay",
+			slog.String("id", rec.ID), slog.Int("response_bytes", len(rec.Response)), slog.Int("item_bytes", size))
+		return s.item(rec, true)
+	}
+	return it, nil
 }
 
 // permanentCodes are DynamoDB's answers that no retry can change: a malformed request (a bad expression, an item

@@ -300,6 +300,12 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 		assertRecord(t, rec, got)
 	})
 
+	if _, ok := newStore(t).(idempotent.ClaimCompleter); ok {
+		t.Run("ClaimComplete", func(t *testing.T) { runClaimCompleterTests(t, newStore, base) })
+		t.Run("MergedRequestsRace", func(t *testing.T) { runMergedRaceTest(t, newStore, base) })
+	}
+	t.Run("Wait", func(t *testing.T) { runWaitTests(t, newStore, base) })
+
 	t.Run("ConcurrentClaimsHaveOneWinner", func(t *testing.T) {
 		s := newStore(t)
 		id := newToken()

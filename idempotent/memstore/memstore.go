@@ -63,6 +63,33 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []i
 	return nil
 }
 
+var _ idempotent.ClaimCompleter = (*Store)(nil)
+
+// ClaimComplete implements idempotent.ClaimCompleter: the claim and the completion in one step under the lock. Like
+// Complete, it refuses any effect with idempotent.ErrUnsupportedEffect and writes nothing then.
+func (s *Store) ClaimComplete(ctx context.Context, c idempotent.Claim, effects []idempotent.Effect) (*idempotent.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(effects) > 0 {
+		return nil, fmt.Errorf("memstore: %w: %T", idempotent.ErrUnsupportedEffect, effects[0])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.records[c.Record.ID]; ok && !old.Claimable(c.Now, c.Takeover) {
+		if old.Status == idempotent.StatusCompleted && old.Owner == c.Record.Owner {
+			return nil, nil // this very write, made before (see idempotent.ClaimCompleter)
+		}
+		return clone(old), nil
+	}
+	rec := c.Record
+	rec.Status = idempotent.StatusCompleted
+	rec.LeaseEnd = time.Time{}
+	rec.Response = append([]byte(nil), rec.Response...)
+	s.records[rec.ID] = rec
+	return nil, nil
+}
+
 // Release implements idempotent.Store.
 func (s *Store) Release(ctx context.Context, id, owner string) error {
 	if err := ctx.Err(); err != nil {

@@ -134,9 +134,11 @@ func Logger() *slog.Logger { return idempotent.NewLogger(os.Stdout) }
 
 // Engine returns a function's idempotency engine: records in the store IDEMPOTENCY_STORE selects (the
 // IDEMPOTENCY_TABLE table by default, or Redis at REDIS_URL), the lease policy of IDEMPOTENCY_LEASE_POLICY,
-// CloudWatch EMF counts per outcome on stdout (namespace "idemkit", dimension Service = the function's name), and a
-// small per-instance cache so a duplicate landing on a warm instance costs no store call. It makes no call itself:
-// nothing touches DynamoDB or Redis during init (go-redis connects on the first command).
+// CloudWatch EMF counts per outcome on stdout (namespace "idemkit", dimension Service = the function's name), a
+// small per-instance cache so a duplicate landing on a warm instance costs no store call, and waiting
+// (idempotent.DefaultWait) so a duplicate that arrives while its first request runs gets that request's answer
+// instead of a 409. It makes no call itself: nothing touches DynamoDB or Redis during init (go-redis connects on
+// the first command).
 //
 // An invalid IDEMPOTENCY_LEASE_POLICY, IDEMPOTENCY_STORE or REDIS_URL stops the process (an ERROR line naming the
 // variable, then exit status 1), which Lambda reports as an init failure: a function must not serve requests
@@ -151,6 +153,7 @@ func Engine(db dynamostore.API, logger *slog.Logger) *idempotent.Engine {
 				idempotent.WithLeasePolicy(policy),
 				idempotent.WithMetrics(os.Stdout, "idemkit", os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
 				idempotent.WithLocalCache(1024, time.Minute),
+				idempotent.WithWait(idempotent.DefaultWait),
 			)
 		}
 	}

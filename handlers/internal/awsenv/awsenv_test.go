@@ -14,9 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -249,4 +251,50 @@ func TestEngineRefusesAnInvalidLeasePolicy(t *testing.T) {
 	assert.Equal(t, "ERROR", line["level"])
 	assert.Equal(t, "invalid configuration", line["message"])
 	assert.Equal(t, `IDEMPOTENCY_LEASE_POLICY="sometimes": want "rerun" or "refuse"`, line["error"])
+}
+
+// runningElsewhere is a DynamoDB whose key is held by a running request that has completed by the first read.
+type runningElsewhere struct {
+	dynamostore.API
+	id    string
+	reads int
+}
+
+func (r *runningElsewhere) item(status string) map[string]types.AttributeValue {
+	now := time.Now()
+	it := map[string]types.AttributeValue{
+		"id":         &types.AttributeValueMemberS{Value: r.id},
+		"status":     &types.AttributeValueMemberS{Value: status},
+		"expiration": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(time.Hour).Unix(), 10)},
+		"validation": &types.AttributeValueMemberS{Value: "fp"},
+		"owner":      &types.AttributeValueMemberS{Value: "elsewhere"},
+	}
+	if status == "INPROGRESS" {
+		it["in_progress_expiration"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(time.Minute).UnixMilli(), 10)}
+	} else {
+		it["data"] = &types.AttributeValueMemberS{Value: `"first answer"`}
+	}
+	return it
+}
+
+func (r *runningElsewhere) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return nil, &types.ConditionalCheckFailedException{Item: r.item("INPROGRESS")}
+}
+
+func (r *runningElsewhere) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	r.reads++
+	return &dynamodb.GetItemOutput{Item: r.item("COMPLETED")}, nil
+}
+
+// TestEngineWaitsForARunningRequest: a duplicate of a running request waits for its answer instead of a 409.
+func TestEngineWaitsForARunningRequest(t *testing.T) {
+	scope := idempotent.Scope{Principal: "anonymous", Method: "POST", Route: "/payments"}
+	db := &runningElsewhere{id: scope.ID("k")}
+	engine := awsenv.Engine(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := idempotent.Run(context.Background(), engine, idempotent.Request{Key: "k", Scope: scope, Fingerprint: "fp"},
+		idempotent.Spec[string]{}, func(context.Context) (string, error) { return "second run", nil })
+	require.NoError(t, err)
+	assert.True(t, res.Replayed())
+	assert.Equal(t, "first answer", res.Value)
+	assert.Equal(t, 1, db.reads, "one consistent read found the answer")
 }

@@ -15,6 +15,11 @@
 // the e-mail item -> 409 (address taken), the user item -> the ID is taken. GET only serves IDs of the "usr_"
 // shape, so an e-mail item can never be read through the API.
 //
+// With Options.Effect (the function's main: idempotent.AddEffect, under apigw.WithMergedClaim) the two Puts are
+// handed to the idempotency engine instead, which commits them in the same TransactWriteItems as the idempotency
+// record: a request with a key is one DynamoDB call. If their conditions cancel that transaction, the engine asks
+// the service again with the effects refused, and the service runs its own transaction and answers as above.
+//
 // # User IDs
 //
 // With an idempotency scope (a request with an Idempotency-Key through the engine) the ID is derived from the

@@ -51,6 +51,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line per outcome, never the e-mail address. Default (nil): slog.Default().
 	Logger *slog.Logger
+	// Effect hands one write of the registration to the idempotency engine, to commit in the same transaction as
+	// the idempotency record (with the engine: idempotent.AddEffect, wrapped with apigw.WithMergedClaim so the
+	// claim and the record are that one transaction). It returns false when the write was not taken, and the
+	// service then runs the registration transaction itself and judges its outcome. Default (nil): never taken.
+	Effect func(ctx context.Context, w types.TransactWriteItem) bool
 }
 
 // Service is the user API: POST /users and GET /users/{id}.
@@ -175,6 +180,16 @@ func (s *Service) create(ctx context.Context, req events.APIGatewayProxyRequest)
 		log.ErrorContext(ctx, "build registration", "error", err.Error())
 		return httpapi.Internal().Response()
 	}
+	switch handed, err := s.handOver(ctx, tx); {
+	case err != nil:
+		log.ErrorContext(ctx, "hand over registration", "error", err.Error())
+		return httpapi.Internal().Response() // not recorded: the engine then commits none of the writes
+	case handed:
+		// The engine commits the registration with the idempotency record, or learns from the cancellation
+		// that the address is taken or the key was used before, and asks again; the answer is then ours below.
+		log.InfoContext(ctx, "user registration handed to the idempotency transaction")
+		return httpapi.Created(location(id), u.representation())
+	}
 	_, err = s.db.TransactWriteItems(ctx, tx)
 	if err == nil {
 		log.InfoContext(ctx, "user created")
@@ -185,6 +200,23 @@ func (s *Service) create(ctx context.Context, req events.APIGatewayProxyRequest)
 		return s.cancelled(ctx, log, tce, u, derived)
 	}
 	return s.storeFailure(ctx, log, "register user", err)
+}
+
+// handOver gives the registration's writes to the engine (Options.Effect) and reports whether it took them. The
+// engine takes all of a handler's writes or none: it refuses only outside an idempotent execution or after it.
+func (s *Service) handOver(ctx context.Context, tx *dynamodb.TransactWriteItemsInput) (bool, error) {
+	if s.opts.Effect == nil {
+		return false, nil
+	}
+	for i, w := range tx.TransactItems {
+		if !s.opts.Effect(ctx, w) {
+			if i > 0 {
+				return false, errors.New("the engine took some of the registration's writes and refused the rest")
+			}
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // registration is the transaction that creates the user and reserves its e-mail address.
