@@ -186,6 +186,7 @@ func startProxiedRunner(t *testing.T, env map[string]string) *crashRunner {
 	// ResourceInUseException keeps them) and gives it to the functions.
 	cr.cmd.Env = append(runnerEnv(), "AWS_ENDPOINT_URL_DYNAMODB=http://"+ln.Addr().String())
 	cr.cmd.Stdout, cr.cmd.Stderr = cr.out, cr.out
+	cr.cmd.WaitDelay = 10 * time.Second // as in TestMain: a child holding the pipe cannot make Wait hang
 	require.NoError(t, cr.cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cr.cmd.Wait() }()

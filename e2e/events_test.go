@@ -58,6 +58,7 @@ func lambdaInvoke(t *testing.T, function, event string, stdin []byte) []byte {
 	cmd.Env = runnerEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 10 * time.Second // a child left behind cannot hold the output pipes past the timeout
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

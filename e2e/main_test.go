@@ -98,6 +98,9 @@ func run(m *testing.M) int {
 	srv.Dir = root
 	srv.Env = runnerEnv()
 	srv.Stdout, srv.Stderr = out, out
+	// Wait returns at most this long after the runner exits even when a child it left behind (DynamoDB Local's
+	// JVM, a function process) still holds the output pipe: no stop can hang the test binary.
+	srv.WaitDelay = 10 * time.Second
 	if err := srv.Start(); err != nil {
 		return fail("start lambdalocal serve: %v", err)
 	}

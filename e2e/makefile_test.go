@@ -28,6 +28,7 @@ func makeIn(t *testing.T, dir string, env []string, args ...string) (string, err
 	cmd := exec.CommandContext(ctx, "make", append([]string{"--no-print-directory"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(withoutEnv(os.Environ(), "AWS_ENDPOINT_URL_DYNAMODB", "MAKEFLAGS", "PORT", "DDB_PORT"), env...)
+	cmd.WaitDelay = 10 * time.Second // a process make started that outlives it cannot hold the output pipe forever
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
