@@ -251,6 +251,13 @@ func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, req *Request,
 		return zero, ErrPayloadMismatch
 	}
 	if rec.Status == StatusCompleted {
+		if rec.Response == nil {
+			// Kept without its response (see Record.Response). Stores answer a claim meeting such a record with
+			// ErrResponseUnavailable themselves when the fingerprints are equal; this is the record a wait read, or
+			// one whose fingerprint only the request's LegacyFingerprint matches.
+			ev.Outcome = OutcomeUnavailable
+			return zero, fmt.Errorf("idempotent: record %s was kept without its response: %w", rec.ID, ErrResponseUnavailable)
+		}
 		v, err := spec.Codec.Decode(rec.Response)
 		if err != nil {
 			ev.Outcome = OutcomeStoreError
@@ -268,6 +275,14 @@ func decideDuplicate[Out any](e *Engine, rec *Record, cached bool, req *Request,
 	}
 	ev.Outcome = OutcomeInProgress
 	return zero, e.inProgress(rec, req.Scope, now)
+}
+
+// recorded is data as a record holds it: never nil, because a nil Response means the response was not kept.
+func recorded(data []byte) []byte {
+	if data == nil {
+		return []byte{}
+	}
+	return data
 }
 
 // matches reports whether stored, a record's fingerprint, is r's: equal to r.Fingerprint, or, for a record of
@@ -327,7 +342,7 @@ func execute[Out any](ctx context.Context, e *Engine, req Request, rec Record, s
 	now := e.cfg.clock.Now()
 	done := rec
 	done.Status = StatusCompleted
-	done.Response = data
+	done.Response = recorded(data)
 	done.LeaseEnd = time.Time{}
 	done.ExpiresAt = now.Add(e.cfg.retention)
 

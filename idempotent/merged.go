@@ -61,7 +61,7 @@ func runMerged[Out any](ctx context.Context, e *Engine, cc ClaimCompleter, req R
 			// transaction's idempotency token from it).
 			Owner:     newOwnerToken(),
 			ExpiresAt: now.Add(e.cfg.retention),
-			Response:  data,
+			Response:  recorded(data),
 		}
 		existing, err := cc.ClaimComplete(wctx, Claim{Record: rec, Now: now, Takeover: takeover}, effects)
 		switch {

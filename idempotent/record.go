@@ -54,7 +54,9 @@ type Record struct {
 	LeaseEnd time.Time
 	// ExpiresAt is the end of retention: from then on the record counts as absent.
 	ExpiresAt time.Time
-	// Response is the encoded response of a COMPLETED record.
+	// Response is the encoded response of a COMPLETED record. nil (not empty) means the store kept the record but
+	// not its response (too large to store): a duplicate with the same payload gets ErrResponseUnavailable, and the
+	// handler does not run again. The engine never records a nil response: an empty encoding is stored as empty.
 	Response []byte
 }
 

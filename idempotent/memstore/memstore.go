@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -58,7 +59,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record, effects []i
 		return fmt.Errorf("memstore: complete %s: %w", rec.ID, idempotent.ErrFenced)
 	}
 	rec.Status = idempotent.StatusCompleted
-	rec.Response = append([]byte(nil), rec.Response...)
+	rec.Response = bytes.Clone(rec.Response)
 	s.records[rec.ID] = rec
 	return nil
 }
@@ -85,7 +86,7 @@ func (s *Store) ClaimComplete(ctx context.Context, c idempotent.Claim, effects [
 	rec := c.Record
 	rec.Status = idempotent.StatusCompleted
 	rec.LeaseEnd = time.Time{}
-	rec.Response = append([]byte(nil), rec.Response...)
+	rec.Response = bytes.Clone(rec.Response)
 	s.records[rec.ID] = rec
 	return nil, nil
 }
@@ -130,6 +131,6 @@ func (s *Store) Len() int {
 }
 
 func clone(r idempotent.Record) *idempotent.Record {
-	r.Response = append([]byte(nil), r.Response...)
+	r.Response = bytes.Clone(r.Response) // keeps nil apart from empty (see idempotent.Record.Response)
 	return &r
 }
