@@ -1,14 +1,13 @@
 package localproc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,13 +20,9 @@ import (
 )
 
 // sh starts script under /bin/sh, stopped with SIGKILL when the test ends.
-func sh(t *testing.T, script string, log *syncBuffer) *localproc.Process {
+func sh(t *testing.T, script string) *localproc.Process {
 	t.Helper()
-	c := localproc.Command{Name: "test server", Addr: "127.0.0.1:1", Path: "/bin/sh", Args: []string{"-c", script}}
-	if log != nil {
-		c.Log = log
-	}
-	p, err := localproc.Start(c)
+	p, err := localproc.Start(localproc.Command{Name: "test server", Addr: "127.0.0.1:1", Path: "/bin/sh", Args: []string{"-c", script}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Stop(os.Kill, 0) })
 	return p
@@ -43,32 +38,21 @@ func exited(t *testing.T, p *localproc.Process) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestStartKeepsTheTailAndFeedsTheLog(t *testing.T) {
-	var log syncBuffer
+	// An *os.File, safe for the two pipes' goroutines to write at once.
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	require.NoError(t, err)
+	defer log.Close()
 	// 5000 bytes of 'a' on stdout, then a line on stderr: the tail keeps only the last TailSize bytes of both.
-	p := sh(t, `head -c 5000 /dev/zero | tr '\0' a; echo last words >&2`, &log)
+	p, err := localproc.Start(localproc.Command{Path: "/bin/sh", Args: []string{"-c", `head -c 5000 /dev/zero | tr '\0' a; echo last words >&2`}, Log: log})
+	require.NoError(t, err)
 	exited(t, p)
 	tail := p.Tail()
 	assert.Len(t, tail, localproc.TailSize)
 	assert.True(t, strings.HasSuffix(tail, "last words\n"), "stderr reaches the tail: %q", tail[len(tail)-20:])
-	assert.Len(t, log.String(), 5000+len("last words\n"), "the log gets all of it")
+	all, err := os.ReadFile(log.Name())
+	require.NoError(t, err)
+	assert.Len(t, all, 5000+len("last words\n"), "the log gets all of it")
 	assert.Positive(t, p.PID())
 }
 
@@ -80,7 +64,7 @@ func TestStartFailure(t *testing.T) {
 func TestWaitReady(t *testing.T) {
 	probeErr := errors.New("connection refused")
 	t.Run("the probe succeeds", func(t *testing.T) {
-		p := sh(t, "exec sleep 60", nil)
+		p := sh(t, "exec sleep 60")
 		calls := 0
 		err := p.WaitReady(context.Background(), time.Millisecond, func(ctx context.Context) error {
 			if calls++; calls < 3 {
@@ -92,7 +76,7 @@ func TestWaitReady(t *testing.T) {
 		assert.Equal(t, 3, calls, "polled until the probe answered, not after")
 	})
 	t.Run("the process exits", func(t *testing.T) {
-		p := sh(t, "exit 3", nil)
+		p := sh(t, "exit 3")
 		exited(t, p)
 		err := p.WaitReady(context.Background(), time.Millisecond, func(context.Context) error { return probeErr })
 		require.ErrorIs(t, err, localproc.ErrExited)
@@ -102,14 +86,14 @@ func TestWaitReady(t *testing.T) {
 		assert.Equal(t, "test server exited during start-up (exit status 3)", err.Error())
 	})
 	t.Run("the process exits cleanly", func(t *testing.T) {
-		p := sh(t, "exit 0", nil)
+		p := sh(t, "exit 0")
 		exited(t, p)
 		err := p.WaitReady(context.Background(), time.Millisecond, func(context.Context) error { return probeErr })
 		require.ErrorIs(t, err, localproc.ErrExited)
 		assert.Equal(t, "test server exited during start-up", err.Error())
 	})
 	t.Run("ctx ends first", func(t *testing.T) {
-		p := sh(t, "exec sleep 60", nil)
+		p := sh(t, "exec sleep 60")
 		ctx, cancel := context.WithCancel(context.Background())
 		calls := 0
 		err := p.WaitReady(ctx, time.Millisecond, func(context.Context) error {
@@ -136,7 +120,7 @@ func TestWaitReady(t *testing.T) {
 
 func TestStop(t *testing.T) {
 	t.Run("the signal ends it", func(t *testing.T) {
-		p := sh(t, "exec sleep 60", nil)
+		p := sh(t, "exec sleep 60")
 		require.NoError(t, p.Stop(syscall.SIGTERM, testwait.Bound(t)))
 		select {
 		case <-p.Done():
@@ -146,7 +130,7 @@ func TestStop(t *testing.T) {
 		require.NoError(t, p.Stop(syscall.SIGTERM, time.Second), "stopping a stopped process does nothing")
 	})
 	t.Run("SIGKILL", func(t *testing.T) {
-		p := sh(t, "trap '' TERM INT; exec sleep 60", nil)
+		p := sh(t, "trap '' TERM INT; exec sleep 60")
 		require.NoError(t, p.Stop(os.Kill, 0))
 		select {
 		case <-p.Done():
@@ -157,10 +141,9 @@ func TestStop(t *testing.T) {
 	t.Run("the signal is ignored", func(t *testing.T) {
 		// An ignored signal stays ignored across exec, so sleep itself ignores SIGINT; the grace is what is tested,
 		// so it is short.
-		var log syncBuffer
-		p := sh(t, "trap '' INT; echo ready; exec sleep 60", &log)
+		p := sh(t, "trap '' INT; echo ready; exec sleep 60")
 		require.NoError(t, p.WaitReady(context.Background(), time.Millisecond, func(context.Context) error {
-			if !strings.Contains(log.String(), "ready") {
+			if !strings.Contains(p.Tail(), "ready") {
 				return errors.New("not yet")
 			}
 			return nil
