@@ -257,7 +257,10 @@ func (i *Instance) Restart(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return i.launch(ctx)
+	if err := i.launch(ctx); err != nil {
+		return fmt.Errorf("pglocal: %w", err)
+	}
+	return nil
 }
 
 // Stop shuts the server down (fast shutdown: open transactions are rolled back) by its PID, waits for it to exit
