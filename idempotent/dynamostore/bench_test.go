@@ -2,9 +2,7 @@ package dynamostore_test
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
-	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,14 +14,15 @@ import (
 
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/dynamostore"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 )
 
-// benchBody is a JSON request body of about 1 KB, the size the performance targets are stated for.
-var benchBody = []byte(`{"amount":4999,"currency":"eur","description":"` + strings.Repeat("x", 880) +
-	`","customer":{"id":"cus_9f8e7d6c5b4a","email":"jane.doe@example.com"},"items":[{"sku":"SUB-ANNUAL","quantity":1}]}`)
-
-// benchResp is what the benchmark's handler returns and the engine records.
-var benchResp = resp{Status: 201, Body: `{"id":"pay_3Nf8Kq2LrT","status":"succeeded","amount":4999,"currency":"eur"}`}
+// benchBody and benchResp are the shared benchmarks' request body (about 1 KB) and response, benchResp in this
+// package's resp type.
+var (
+	benchBody = idempotenttest.BenchBody
+	benchResp = resp(idempotenttest.BenchResp)
+)
 
 // acceptAll is an API whose every PutItem succeeds at once, to measure the store's own work.
 type acceptAll struct{ dynamostore.API }
@@ -78,34 +77,13 @@ func BenchmarkDynamoDB(b *testing.B) {
 	store := dynamostore.New(client, table)
 	o := store.Options()
 	ctx := context.Background()
-	scope := idempotent.Scope{Principal: "user-1", Method: "POST", Route: "/payments"}
-	spec := idempotent.Spec[resp]{}
-	handler := func(context.Context) (resp, error) { return benchResp, nil }
-	newEngine := func(opts ...idempotent.Option) *idempotent.Engine {
-		return idempotent.New(store, append([]idempotent.Option{idempotent.WithLogger(idempotent.NewLogger(io.Discard))}, opts...)...)
-	}
-	request := func(e *idempotent.Engine, key string, body []byte) (idempotent.Result[resp], error) {
-		req := idempotent.Request{Key: key, Scope: scope, Fingerprint: idempotent.Fingerprint(scope.Method, scope.Route, body)}
-		return idempotent.Run(ctx, e, req, spec, handler)
-	}
-	mustRun := func(b *testing.B, e *idempotent.Engine, key string) {
-		b.Helper()
-		if _, err := request(e, key, benchBody); err != nil {
-			b.Fatal(err)
-		}
-	}
 
 	// Bare round trips: items shaped like the engine's INPROGRESS and COMPLETED records.
 	str := func(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 	num := func(n int64) types.AttributeValue {
 		return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 	}
-	fp := idempotent.Fingerprint(scope.Method, scope.Route, benchBody)
-	owner := hex.EncodeToString(make([]byte, 16))
-	data, err := idempotent.JSONCodec[resp]{}.Encode(benchResp)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fp, owner, data := idempotenttest.BenchFingerprint(), idempotenttest.BenchOwner, idempotenttest.BenchData(b)
 	// item is shaped like the engine's records.
 	item := func(id string, status idempotent.Status) map[string]types.AttributeValue {
 		now := time.Now()
@@ -156,123 +134,33 @@ func BenchmarkDynamoDB(b *testing.B) {
 			b.Fatalf("bare GetItem %s: %d attributes, %v", id, len(out.Item), err)
 		}
 	}
-	// baselines times the two baselines of one iteration with the benchmark timer stopped.
-	type baselineTimes struct{ bare, same time.Duration }
-	baselines := func(b *testing.B, t *baselineTimes, bareFn, sameFn func()) {
-		b.StopTimer()
-		start := time.Now()
-		bareFn()
-		mid := time.Now()
-		sameFn()
-		t.bare += mid.Sub(start)
-		t.same += time.Since(mid)
-		b.StartTimer()
-	}
-	report := func(b *testing.B, t baselineTimes) {
-		n := float64(b.N)
-		b.ReportMetric(float64(total(calls.take()))/n, "calls/op")
-		if t.bare > 0 {
-			b.ReportMetric(float64(t.bare.Nanoseconds())/n, "bare-ns/op")
-			b.ReportMetric(float64(b.Elapsed())/float64(t.bare), "ratio-vs-bare")
-			b.ReportMetric(float64(t.same.Nanoseconds())/n, "same-call-ns/op")
-			b.ReportMetric(float64(b.Elapsed())/float64(t.same), "ratio-vs-same-call")
+	// A request meeting a record: a consistent GetItem bare, the claim's failing PutItem as the store sends it.
+	meeting := func(b *testing.B, id string) idempotenttest.Baseline {
+		return idempotenttest.Baseline{
+			Bare: func() { get(b, id) },
+			Same: func() { put(b, item(id, idempotent.StatusInProgress), absent, true) },
 		}
 	}
 
-	b.Run("FirstRequest", func(b *testing.B) {
-		e := newEngine()
-		prefix := "first-" + hex.EncodeToString([]byte(time.Now().Format(time.RFC3339Nano))) + "-"
-		var t baselineTimes
-		i := 0
-		b.ReportAllocs()
-		calls.take()
-		for b.Loop() {
-			i++
-			key := prefix + strconv.Itoa(i)
-			baselines(b, &t, func() {
-				id := "bare-" + key
-				put(b, item(id, idempotent.StatusInProgress), plain, false)
-				put(b, item(id, idempotent.StatusCompleted), plain, false)
-			}, func() {
-				id := "same-" + key
-				put(b, item(id, idempotent.StatusInProgress), absent, false)
-				put(b, item(id, idempotent.StatusCompleted), fenced, false)
-			})
-			res, err := request(e, key, benchBody)
-			if err != nil || res.Outcome != idempotent.OutcomeExecuted {
-				b.Fatalf("outcome %s, error %v", res.Outcome, err)
+	idempotenttest.RunEngineBench(b, idempotenttest.EngineBench{
+		Store: store,
+		Calls: calls.take,
+		First: func(b *testing.B, key string) idempotenttest.Baseline {
+			return idempotenttest.Baseline{
+				Bare: func() {
+					id := "bare-" + key
+					put(b, item(id, idempotent.StatusInProgress), plain, false)
+					put(b, item(id, idempotent.StatusCompleted), plain, false)
+				},
+				Same: func() {
+					id := "same-" + key
+					put(b, item(id, idempotent.StatusInProgress), absent, false)
+					put(b, item(id, idempotent.StatusCompleted), fenced, false)
+				},
 			}
-		}
-		report(b, t)
-	})
-
-	b.Run("Duplicate", func(b *testing.B) {
-		e := newEngine()
-		mustRun(b, e, "duplicate")
-		id := scope.ID("duplicate")
-		var t baselineTimes
-		b.ReportAllocs()
-		calls.take()
-		for b.Loop() {
-			baselines(b, &t, func() { get(b, id) }, func() { put(b, item(id, idempotent.StatusInProgress), absent, true) })
-			res, err := request(e, "duplicate", benchBody)
-			if err != nil || !res.Replayed() {
-				b.Fatalf("outcome %s, error %v", res.Outcome, err)
-			}
-		}
-		report(b, t)
-	})
-
-	b.Run("InProgress", func(b *testing.B) {
-		e := newEngine()
-		now := time.Now()
-		id := scope.ID("in-progress")
-		_, err := store.Claim(ctx, idempotent.Claim{Now: now, Record: idempotent.Record{
-			ID: id, Fingerprint: fp, Owner: owner, LeaseEnd: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour),
-		}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var t baselineTimes
-		b.ReportAllocs()
-		calls.take()
-		for b.Loop() {
-			baselines(b, &t, func() { get(b, id) }, func() { put(b, item(id, idempotent.StatusInProgress), absent, true) })
-			if _, err := request(e, "in-progress", benchBody); !errors.Is(err, idempotent.ErrInProgress) {
-				b.Fatalf("error %v, want ErrInProgress", err)
-			}
-		}
-		report(b, t)
-	})
-
-	b.Run("Mismatch", func(b *testing.B) {
-		e := newEngine()
-		mustRun(b, e, "mismatch")
-		id := scope.ID("mismatch")
-		other := []byte(`{"amount":1}`)
-		var t baselineTimes
-		b.ReportAllocs()
-		calls.take()
-		for b.Loop() {
-			baselines(b, &t, func() { get(b, id) }, func() { put(b, item(id, idempotent.StatusInProgress), absent, true) })
-			if _, err := request(e, "mismatch", other); !errors.Is(err, idempotent.ErrPayloadMismatch) {
-				b.Fatalf("error %v, want ErrPayloadMismatch", err)
-			}
-		}
-		report(b, t)
-	})
-
-	b.Run("CachedDuplicate", func(b *testing.B) {
-		e := newEngine(idempotent.WithLocalCache(1024, 0))
-		mustRun(b, e, "cached")
-		b.ReportAllocs()
-		calls.take()
-		for b.Loop() {
-			res, err := request(e, "cached", benchBody)
-			if err != nil || !res.Replayed() {
-				b.Fatalf("outcome %s, error %v", res.Outcome, err)
-			}
-		}
-		report(b, baselineTimes{})
+		},
+		Duplicate:  meeting,
+		InProgress: meeting,
+		Mismatch:   meeting,
 	})
 }

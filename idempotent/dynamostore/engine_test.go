@@ -25,12 +25,14 @@ import (
 	"github.com/idemkit/idemkit/internal/testwait"
 )
 
-var scope = idempotent.Scope{Principal: "user-1", Method: "POST", Route: "/payments"}
+// The scope and requests of the conformance package's engine-level cases, under the names this package's tests use.
+var (
+	scope   = idempotenttest.Scope
+	request = idempotenttest.Request
+)
 
-func request(key, body string) idempotent.Request {
-	return idempotent.Request{Key: key, Scope: scope, Fingerprint: idempotent.Fingerprint(scope.Method, scope.Route, []byte(body))}
-}
-
+// resp is this package's own response type (the merged tests write it unkeyed); it is JSON-compatible with
+// idempotenttest.Resp, so a record the shared cases wrote replays into it.
 type resp struct {
 	Status int    `json:"status"`
 	Body   string `json:"body"`
@@ -61,165 +63,56 @@ func TestEngineRoundTrips(t *testing.T) {
 	table := newTable(t)
 	client, calls := countingClient(t)
 	engine := idempotent.New(dynamostore.New(client, table))
-	ctx := context.Background()
-	var runs atomic.Int32
-	spec := idempotent.Spec[resp]{}
-
-	// First request: claim + completion.
-	res, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "paid"))
-	require.NoError(t, err)
-	assert.False(t, res.Replayed())
-	assert.Equal(t, map[string]int{"PutItem": 2}, calls.take(), "first request")
-
-	// Duplicate: the failed claim carries the record (ALL_OLD).
-	res, err = idempotent.Run(ctx, engine, request("k-1", `{ "a": 1 }`), spec, handler(&runs, "again"))
-	require.NoError(t, err)
-	assert.True(t, res.Replayed())
-	assert.Equal(t, resp{201, "paid"}, res.Value)
-	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "duplicate")
-
-	// Mismatch.
-	_, err = idempotent.Run(ctx, engine, request("k-1", `{"a":2}`), spec, handler(&runs, "other"))
-	require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
-	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "mismatch")
-
-	// In progress.
-	started, finish := make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := idempotent.Run(ctx, engine, request("k-2", `{}`), spec, func(context.Context) (resp, error) {
-			close(started)
-			<-finish
-			return resp{Status: 200}, nil
-		})
-		done <- err
-	}()
-	testwait.Recv(t, started, "the first invocation's handler to start")
-	calls.take()
-	_, err = idempotent.Run(ctx, engine, request("k-2", `{}`), spec, handler(&runs, "x"))
-	var ip *idempotent.InProgressError
-	require.ErrorAs(t, err, &ip)
-	assert.GreaterOrEqual(t, ip.RetryAfter, time.Second)
-	assert.Equal(t, map[string]int{"PutItem": 1}, calls.take(), "in progress")
-	close(finish)
-	require.NoError(t, testwait.Recv(t, done, "the first invocation to end"))
-	assert.Equal(t, int32(1), runs.Load())
+	// A duplicate's failed claim carries the record (ALL_OLD): one call.
+	idempotenttest.RunRoundTrips(t, engine, calls.take, idempotenttest.RoundTrips{
+		First:        map[string]int{"PutItem": 2},
+		Duplicate:    map[string]int{"PutItem": 1},
+		Mismatch:     map[string]int{"PutItem": 1},
+		InProgress:   map[string]int{"PutItem": 1},
+		Completion:   map[string]int{"PutItem": 1},
+		HandlerError: map[string]int{"PutItem": 1, "DeleteItem": 1},
+	}, func(t *testing.T, id string) {
+		assert.Nil(t, rawGet(t, table, idKey(id)), "released")
+	})
 
 	// GetItem fallback when the error lacks the item: two calls for a duplicate.
+	ctx := context.Background()
+	var runs atomic.Int32
 	calls.take()
 	fallback := idempotent.New(dynamostore.New(stripItem{client}, table))
-	res, err = idempotent.Run(ctx, fallback, request("k-1", `{"a":1}`), spec, handler(&runs, "again"))
+	res, err := idempotent.Run(ctx, fallback, request("k-1", `{"a":1}`), idempotent.Spec[resp]{}, handler(&runs, "again"))
 	require.NoError(t, err)
 	assert.True(t, res.Replayed())
 	assert.Equal(t, resp{201, "paid"}, res.Value)
 	assert.Equal(t, map[string]int{"PutItem": 1, "GetItem": 1}, calls.take(), "duplicate with GetItem fallback")
-	assert.Equal(t, int32(1), runs.Load())
+	assert.Zero(t, runs.Load())
 }
 
 // TestLocalCacheMakesNoCalls completes the round-trip counts of TestEngineRoundTrips: with the local cache, a
 // duplicate that lands on the instance that recorded the response (or a mismatch) costs no DynamoDB call.
 func TestLocalCacheMakesNoCalls(t *testing.T) {
-	table := newTable(t)
 	client, calls := countingClient(t)
-	engine := idempotent.New(dynamostore.New(client, table), idempotent.WithLocalCache(16, time.Minute))
-	ctx := context.Background()
-	var runs atomic.Int32
-	spec := idempotent.Spec[resp]{}
-
-	_, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "paid"))
-	require.NoError(t, err)
-	assert.Equal(t, map[string]int{"PutItem": 2}, calls.take(), "first request")
-
-	res, err := idempotent.Run(ctx, engine, request("k-1", `{ "a": 1 }`), spec, handler(&runs, "again"))
-	require.NoError(t, err)
-	assert.True(t, res.Replayed())
-	assert.Equal(t, resp{201, "paid"}, res.Value)
-	assert.Empty(t, calls.take(), "duplicate from the local cache")
-
-	_, err = idempotent.Run(ctx, engine, request("k-1", `{"a":2}`), spec, handler(&runs, "other"))
-	require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
-	assert.Empty(t, calls.take(), "mismatch from the local cache")
-	assert.Equal(t, int32(1), runs.Load())
+	engine := idempotent.New(dynamostore.New(client, newTable(t)), idempotent.WithLocalCache(16, time.Minute))
+	idempotenttest.RunLocalCacheMakesNoCalls(t, engine, calls.take, map[string]int{"PutItem": 2})
 }
 
 func TestExpiredRecordIsReclaimed(t *testing.T) {
 	table := newTable(t)
 	store := dynamostore.New(ddbtest.Client(t), table)
-	clock := idempotenttest.NewClock(time.Now())
-	engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithRetention(time.Hour))
-	ctx := context.Background()
-	var runs atomic.Int32
-	req := request("expiring", `{}`)
-
-	_, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "first"))
-	require.NoError(t, err)
-	clock.Advance(time.Hour - time.Second)
-	res, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
-	require.NoError(t, err)
-	assert.True(t, res.Replayed(), "still retained")
-	require.NotNil(t, rawGet(t, table, idKey(scope.ID("expiring"))))
-
-	clock.Advance(2 * time.Second)
-	// DynamoDB Local never deletes expired items: the record is present and must count as absent.
-	require.NotNil(t, rawGet(t, table, idKey(scope.ID("expiring"))))
-	res, err = idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
-	require.NoError(t, err)
-	assert.False(t, res.Replayed())
-	assert.Equal(t, "second", res.Value.Body)
-	assert.Equal(t, int32(2), runs.Load())
-}
-
-// crashedClaim leaves an INPROGRESS record as an invocation that died after claiming would.
-func crashedClaim(t *testing.T, store *dynamostore.Store, key string, now time.Time, lease time.Duration) idempotent.Record {
-	t.Helper()
-	rec := idempotent.Record{
-		ID: scope.ID(key), Status: idempotent.StatusInProgress, Fingerprint: request(key, `{}`).Fingerprint,
-		Owner: "crashed-owner", LeaseEnd: now.Add(lease), ExpiresAt: now.Add(24 * time.Hour),
-	}
-	existing, err := store.Claim(context.Background(), idempotent.Claim{Record: rec, Now: now})
-	require.NoError(t, err)
-	require.Nil(t, existing)
-	return rec
+	// Whole seconds: the expiration is stored in epoch seconds.
+	idempotenttest.RunExpiredRecordIsReclaimed(t, store, "expiring", time.Now().Truncate(time.Second), time.Second,
+		func(t *testing.T, id string) {
+			// DynamoDB Local never deletes expired items: the record is present and must count as absent.
+			require.NotNil(t, rawGet(t, table, idKey(id)))
+		})
 }
 
 func TestEndedLease(t *testing.T) {
 	table := newTable(t)
 	store := dynamostore.New(ddbtest.Client(t), table)
-	ctx := context.Background()
 	// Whole milliseconds: the lease is stored in milliseconds, rounded up.
-	start := time.Now().Truncate(time.Millisecond)
-
-	t.Run("ReRunTakesOver", func(t *testing.T) {
-		stale := crashedClaim(t, store, "lease-rerun", start, 30*time.Second)
-		clock := idempotenttest.NewClock(start.Add(29 * time.Second))
-		engine := idempotent.New(store, idempotent.WithClock(clock))
-		var runs atomic.Int32
-		_, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
-		require.ErrorIs(t, err, idempotent.ErrInProgress, "lease not ended yet")
-
-		clock.Set(start.Add(30 * time.Second))
-		res, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "taken over"))
-		require.NoError(t, err)
-		assert.False(t, res.Replayed())
-		assert.Equal(t, int32(1), runs.Load())
-
-		// Fencing: the crashed invocation wakes up; it can neither complete nor release the new record.
-		before := rawGet(t, table, idKey(stale.ID))
-		done := stale
-		done.Status, done.Response = idempotent.StatusCompleted, []byte(`"stale"`)
-		require.ErrorIs(t, store.Complete(ctx, done, nil), idempotent.ErrFenced)
-		require.ErrorIs(t, store.Release(ctx, stale.ID, stale.Owner), idempotent.ErrFenced)
-		assert.Equal(t, before, rawGet(t, table, idKey(stale.ID)), "a fenced write changes nothing")
-	})
-
-	t.Run("RefuseKeepsKey", func(t *testing.T) {
-		crashedClaim(t, store, "lease-refuse", start, 30*time.Second)
-		clock := idempotenttest.NewClock(start.Add(time.Minute))
-		engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithLeasePolicy(idempotent.LeaseRefuse))
-		var runs atomic.Int32
-		_, err := idempotent.Run(ctx, engine, request("lease-refuse", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
-		require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
-		assert.Zero(t, runs.Load())
+	idempotenttest.RunEndedLease(t, store, time.Now().Truncate(time.Millisecond), time.Millisecond, func(t *testing.T, id string) any {
+		return rawGet(t, table, idKey(id))
 	})
 }
 
@@ -426,34 +319,14 @@ func TestLargeResponses(t *testing.T) {
 	t.Run("TooLargeNeverRunsTwice", func(t *testing.T) {
 		big := make([]byte, 600<<10) // random: gzip cannot bring it (base64 in JSON) under 400 KB
 		_, _ = rand.Read(big)
-		runs.Store(0)
 		calls.take()
-		first, err := idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return big, nil
+		idempotenttest.RunTooLargeNeverRunsTwice(t, engine, big, dynamostore.ErrResponseTooLarge, func(t *testing.T, id string) {
+			assert.Equal(t, map[string]int{"PutItem": 2}, calls.take())
+			item := rawGet(t, table, idKey(id))
+			assert.Equal(t, &types.AttributeValueMemberS{Value: "COMPLETED"}, item["status"])
+			assert.Equal(t, &types.AttributeValueMemberS{Value: dynamostore.EncodingTooLarge}, item["data_encoding"])
+			assert.NotContains(t, item, "data")
 		})
-		require.NoError(t, err, "the first caller gets the handler's response")
-		assert.Equal(t, big, first.Value)
-		assert.Equal(t, map[string]int{"PutItem": 2}, calls.take())
-		item := rawGet(t, table, idKey(scope.ID("huge")))
-		assert.Equal(t, &types.AttributeValueMemberS{Value: "COMPLETED"}, item["status"])
-		assert.Equal(t, &types.AttributeValueMemberS{Value: dynamostore.EncodingTooLarge}, item["data_encoding"])
-		assert.NotContains(t, item, "data")
-
-		_, err = idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return nil, nil
-		})
-		require.ErrorIs(t, err, dynamostore.ErrResponseTooLarge)
-		require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
-		var se *idempotent.StoreError
-		require.False(t, errors.As(err, &se), "not a store failure: retrying cannot help")
-		_, err = idempotent.Run(ctx, engine, request("huge", `{"other":1}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return nil, nil
-		})
-		require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
-		assert.Equal(t, int32(1), runs.Load(), "the handler ran once")
 	})
 }
 

@@ -11,12 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/idempotent/pgstore"
 	"github.com/idemkit/idemkit/internal/pglocal/pgtest"
 )
 
 // benchResp is what the benchmark's handler returns and the engine records (about 100 bytes of JSON).
-var benchResp = resp{Status: 201, Body: `{"id":"pay_3Nf8Kq2LrT","status":"succeeded","amount":4999,"currency":"eur"}`}
+var benchResp = idempotenttest.BenchResp
 
 // BenchmarkPostgres runs requests through the engine on the test binary's PostgreSQL (loopback, fsync off) and
 // reports, beside the time of a request (ns/op, fingerprint included), the statements it sent (stmts/op, counted

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,36 +21,14 @@ import (
 	"github.com/idemkit/idemkit/internal/redislocal/redistest"
 )
 
-var scope = idempotent.Scope{Principal: "user-1", Method: "POST", Route: "/payments"}
+// The engine-level helpers of the conformance package, under the names this package's tests use.
+var (
+	scope   = idempotenttest.Scope
+	request = idempotenttest.Request
+	handler = idempotenttest.Handler
+)
 
-func request(key, body string) idempotent.Request {
-	return idempotent.Request{Key: key, Scope: scope, Fingerprint: idempotent.Fingerprint(scope.Method, scope.Route, []byte(body))}
-}
-
-type resp struct {
-	Status int    `json:"status"`
-	Body   string `json:"body"`
-}
-
-// handler returns a handler that counts its executions.
-func handler(n *atomic.Int32, body string) func(context.Context) (resp, error) {
-	return func(context.Context) (resp, error) {
-		n.Add(1)
-		return resp{Status: 201, Body: body}, nil
-	}
-}
-
-// waitFor receives from ch within a generous bound, failing the test with what it waited for.
-func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
+type resp = idempotenttest.Resp
 
 func TestEngineRoundTrips(t *testing.T) {
 	client, calls := countingClient(t)
@@ -68,97 +45,46 @@ func TestEngineRoundTrips(t *testing.T) {
 		return resp{}, errors.New("released")
 	})
 	require.Error(t, err)
-	runs.Store(0)
-	calls.take()
 
-	// First request: claim + completion.
-	res, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "paid"))
-	require.NoError(t, err)
-	assert.False(t, res.Replayed())
-	assert.Equal(t, map[string]int{"EVALSHA": 2}, calls.take(), "first request")
-
-	// Duplicate: the failed claim carries the record.
-	res, err = idempotent.Run(ctx, engine, request("k-1", `{ "a": 1 }`), spec, handler(&runs, "again"))
-	require.NoError(t, err)
-	assert.True(t, res.Replayed())
-	assert.Equal(t, resp{201, "paid"}, res.Value)
-	assert.Equal(t, map[string]int{"EVALSHA": 1}, calls.take(), "duplicate")
-
-	// Mismatch.
-	_, err = idempotent.Run(ctx, engine, request("k-1", `{"a":2}`), spec, handler(&runs, "other"))
-	require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
-	assert.Equal(t, map[string]int{"EVALSHA": 1}, calls.take(), "mismatch")
-
-	// In progress.
-	started, finish := make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := idempotent.Run(ctx, engine, request("k-2", `{}`), spec, func(context.Context) (resp, error) {
-			close(started)
-			select {
-			case <-finish:
-			case <-time.After(30 * time.Second):
-				return resp{}, errors.New("the test never let the first request finish")
-			}
-			return resp{Status: 200}, nil
-		})
-		done <- err
-	}()
-	waitFor(t, started, "the first request's handler")
-	calls.take()
-	_, err = idempotent.Run(ctx, engine, request("k-2", `{}`), spec, handler(&runs, "x"))
-	var ip *idempotent.InProgressError
-	require.ErrorAs(t, err, &ip)
-	assert.GreaterOrEqual(t, ip.RetryAfter, time.Second)
-	assert.Equal(t, map[string]int{"EVALSHA": 1}, calls.take(), "in progress")
-	close(finish)
-	require.NoError(t, waitFor(t, done, "the first request"))
-	assert.Equal(t, map[string]int{"EVALSHA": 1}, calls.take(), "the first request's completion")
-
-	// Handler error: claim + release.
-	_, err = idempotent.Run(ctx, engine, request("k-3", `{}`), spec, func(context.Context) (resp, error) {
-		return resp{}, errors.New("boom")
+	// A duplicate's failed claim carries the record: one script call.
+	idempotenttest.RunRoundTrips(t, engine, calls.take, idempotenttest.RoundTrips{
+		First:        map[string]int{"EVALSHA": 2},
+		Duplicate:    map[string]int{"EVALSHA": 1},
+		Mismatch:     map[string]int{"EVALSHA": 1},
+		InProgress:   map[string]int{"EVALSHA": 1},
+		Completion:   map[string]int{"EVALSHA": 1},
+		HandlerError: map[string]int{"EVALSHA": 2},
+	}, func(t *testing.T, id string) {
+		assert.Empty(t, rawRecord(t, store, id), "released")
 	})
-	require.Error(t, err)
-	assert.Equal(t, map[string]int{"EVALSHA": 2}, calls.take(), "handler error")
-	assert.Empty(t, rawRecord(t, store, scope.ID("k-3")), "released")
-	assert.Equal(t, int32(1), runs.Load())
 
 	// After SCRIPT FLUSH (as after a restart), the first call of a script costs one more round trip.
+	runs.Store(0)
 	require.NoError(t, redistest.Client(t).ScriptFlush(ctx).Err())
 	calls.take()
-	res, err = idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "again"))
+	res, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "again"))
 	require.NoError(t, err)
 	assert.True(t, res.Replayed())
+	assert.Equal(t, resp{Status: 201, Body: "paid"}, res.Value)
 	assert.Equal(t, map[string]int{"EVALSHA": 1, "EVAL": 1}, calls.take(), "duplicate after SCRIPT FLUSH")
 	res, err = idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), spec, handler(&runs, "again"))
 	require.NoError(t, err)
 	assert.True(t, res.Replayed())
 	assert.Equal(t, map[string]int{"EVALSHA": 1}, calls.take(), "the script is cached again")
-	assert.Equal(t, int32(1), runs.Load())
+	assert.Zero(t, runs.Load())
 }
 
 // TestLocalCacheMakesNoCalls completes the round-trip counts: a duplicate that lands on the instance that recorded
-// the response costs no call.
+// the response (or a mismatch) costs no call.
 func TestLocalCacheMakesNoCalls(t *testing.T) {
 	client, calls := countingClient(t)
 	engine := idempotent.New(newStore(t, client), idempotent.WithLocalCache(16, time.Minute))
-	ctx := context.Background()
-	var runs atomic.Int32
-	_, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), idempotent.Spec[resp]{}, handler(&runs, "paid"))
-	require.NoError(t, err)
-	calls.take()
-	res, err := idempotent.Run(ctx, engine, request("k-1", `{"a":1}`), idempotent.Spec[resp]{}, handler(&runs, "again"))
-	require.NoError(t, err)
-	assert.True(t, res.Replayed())
-	assert.Empty(t, calls.take())
-	assert.Equal(t, int32(1), runs.Load())
+	idempotenttest.RunLocalCacheMakesNoCalls(t, engine, calls.take, nil)
 }
 
 // 64 goroutines send the same request at once, through one engine and through 8 engines with a client each (as 8
-// Lambda instances would): exactly one execution, every other answer a replay of it or "in progress".
+// Lambda instances would): exactly one execution, every other answer "in progress" while it runs.
 func TestConcurrentDuplicatesOneExecution(t *testing.T) {
-	const goroutines = 64
 	for _, instances := range []int{1, 8} {
 		t.Run(fmt.Sprintf("instances=%d", instances), func(t *testing.T) {
 			prefix := redistest.UniquePrefix(t)
@@ -166,56 +92,7 @@ func TestConcurrentDuplicatesOneExecution(t *testing.T) {
 			for i := range engines {
 				engines[i] = idempotent.New(redisstore.New(redistest.NewClient(t), func(o *redisstore.Options) { o.KeyPrefix = prefix }))
 			}
-			var runs, replayed, inProgress atomic.Int32
-			var wg sync.WaitGroup
-			errs := make(chan error, goroutines+1)
-			start := make(chan struct{})
-			release := make(chan struct{})
-			for g := range goroutines {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					res, err := idempotent.Run(context.Background(), engines[g%instances], request("burst", `{"n":1}`), idempotent.Spec[resp]{},
-						func(context.Context) (resp, error) {
-							runs.Add(1)
-							select { // the others meet the claim while the handler runs
-							case <-release:
-							case <-time.After(30 * time.Second):
-								errs <- errors.New("the duplicates did not all answer within 30 s")
-							}
-							return resp{Status: 201, Body: "once"}, nil
-						})
-					switch {
-					case errors.Is(err, idempotent.ErrInProgress):
-						if inProgress.Add(1) == goroutines-1 {
-							close(release)
-						}
-					case err != nil:
-						errs <- err
-					case res.Replayed():
-						replayed.Add(1)
-						if res.Value.Body != "once" {
-							errs <- fmt.Errorf("replayed %q", res.Value.Body)
-						}
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Error(err)
-			}
-			assert.Equal(t, int32(1), runs.Load(), "executions")
-			assert.Equal(t, int32(goroutines-1), inProgress.Load(), "every duplicate met the claim while the handler ran")
-			assert.Zero(t, replayed.Load())
-
-			res, err := idempotent.Run(context.Background(), engines[0], request("burst", `{"n":1}`), idempotent.Spec[resp]{}, handler(&runs, "again"))
-			require.NoError(t, err)
-			assert.True(t, res.Replayed())
-			assert.Equal(t, "once", res.Value.Body)
-			assert.Equal(t, int32(1), runs.Load())
+			idempotenttest.RunConcurrentDuplicates(t, engines, "burst")
 		})
 	}
 }
@@ -223,35 +100,19 @@ func TestConcurrentDuplicatesOneExecution(t *testing.T) {
 func TestExpiredRecordIsReclaimed(t *testing.T) {
 	store := newStore(t, redistest.Client(t))
 	// A clock far from the server's: the engine's instants alone judge expiry, and the server's expiry is a
-	// duration, so the record neither vanishes early nor outlives its retention in the engine's eyes.
+	// duration, so the record neither vanishes early nor outlives its retention in the engine's eyes. Whole
+	// seconds: the expiration is kept in epoch seconds.
 	for name, start := range map[string]time.Time{
 		"past":   time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC),
-		"now":    time.Now(),
-		"future": time.Now().Add(30 * 24 * time.Hour),
+		"now":    time.Now().Truncate(time.Second),
+		"future": time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second),
 	} {
 		t.Run(name, func(t *testing.T) {
-			clock := idempotenttest.NewClock(start)
-			engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithRetention(time.Hour))
-			ctx := context.Background()
-			var runs atomic.Int32
-			req := request("expiring-"+name, `{}`)
-
-			_, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "first"))
-			require.NoError(t, err)
-			clock.Advance(time.Hour - time.Second)
-			res, err := idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
-			require.NoError(t, err)
-			assert.True(t, res.Replayed(), "still retained")
-
-			clock.Advance(2 * time.Second) // past the expiration, rounded up to whole seconds
-			// The server has not expired the key (its own clock barely moved): the record is there and must
-			// count as absent.
-			require.NotEmpty(t, rawRecord(t, store, scope.ID(req.Key)))
-			res, err = idempotent.Run(ctx, engine, req, idempotent.Spec[resp]{}, handler(&runs, "second"))
-			require.NoError(t, err)
-			assert.False(t, res.Replayed())
-			assert.Equal(t, "second", res.Value.Body)
-			assert.Equal(t, int32(2), runs.Load())
+			idempotenttest.RunExpiredRecordIsReclaimed(t, store, "expiring-"+name, start, time.Second, func(t *testing.T, id string) {
+				// The server has not expired the key (its own clock barely moved): the record is there and must
+				// count as absent.
+				require.NotEmpty(t, rawRecord(t, store, id))
+			})
 		})
 	}
 }
@@ -312,55 +173,11 @@ func TestServerExpiry(t *testing.T) {
 	assert.Equal(t, time.Duration(-1), ttl, "no expiry")
 }
 
-// crashedClaim leaves an INPROGRESS record as an invocation that died after claiming would.
-func crashedClaim(t *testing.T, store *redisstore.Store, key string, now time.Time, lease time.Duration) idempotent.Record {
-	t.Helper()
-	rec := idempotent.Record{
-		ID: scope.ID(key), Status: idempotent.StatusInProgress, Fingerprint: request(key, `{}`).Fingerprint,
-		Owner: "crashed-owner", LeaseEnd: now.Add(lease), ExpiresAt: now.Add(24 * time.Hour),
-	}
-	existing, err := store.Claim(context.Background(), idempotent.Claim{Record: rec, Now: now})
-	require.NoError(t, err)
-	require.Nil(t, existing)
-	return rec
-}
-
 func TestEndedLease(t *testing.T) {
 	store := newStore(t, redistest.Client(t))
-	ctx := context.Background()
-	start := time.Now().Truncate(time.Millisecond)
-
-	t.Run("ReRunTakesOver", func(t *testing.T) {
-		stale := crashedClaim(t, store, "lease-rerun", start, 30*time.Second)
-		clock := idempotenttest.NewClock(start.Add(30*time.Second - time.Millisecond))
-		engine := idempotent.New(store, idempotent.WithClock(clock))
-		var runs atomic.Int32
-		_, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
-		require.ErrorIs(t, err, idempotent.ErrInProgress, "lease ends in a millisecond")
-
-		clock.Set(start.Add(30 * time.Second))
-		res, err := idempotent.Run(ctx, engine, request("lease-rerun", `{}`), idempotent.Spec[resp]{}, handler(&runs, "taken over"))
-		require.NoError(t, err)
-		assert.False(t, res.Replayed())
-		assert.Equal(t, int32(1), runs.Load())
-
-		// Fencing: the crashed invocation wakes up; it can neither complete nor release the new record.
-		before := rawRecord(t, store, stale.ID)
-		done := stale
-		done.Status, done.Response = idempotent.StatusCompleted, []byte(`"stale"`)
-		require.ErrorIs(t, store.Complete(ctx, done, nil), idempotent.ErrFenced)
-		require.ErrorIs(t, store.Release(ctx, stale.ID, stale.Owner), idempotent.ErrFenced)
-		assert.Equal(t, before, rawRecord(t, store, stale.ID), "a fenced write changes nothing")
-	})
-
-	t.Run("RefuseKeepsKey", func(t *testing.T) {
-		crashedClaim(t, store, "lease-refuse", start, 30*time.Second)
-		clock := idempotenttest.NewClock(start.Add(time.Minute))
-		engine := idempotent.New(store, idempotent.WithClock(clock), idempotent.WithLeasePolicy(idempotent.LeaseRefuse))
-		var runs atomic.Int32
-		_, err := idempotent.Run(ctx, engine, request("lease-refuse", `{}`), idempotent.Spec[resp]{}, handler(&runs, "x"))
-		require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
-		assert.Zero(t, runs.Load())
+	// Whole milliseconds: the lease is kept in epoch milliseconds.
+	idempotenttest.RunEndedLease(t, store, time.Now().Truncate(time.Millisecond), time.Millisecond, func(t *testing.T, id string) any {
+		return rawRecord(t, store, id)
 	})
 }
 
@@ -463,35 +280,14 @@ func TestLargeResponses(t *testing.T) {
 		const limit = 64 << 10
 		store := newStore(t, redistest.Client(t), func(o *redisstore.Options) { o.MaxDataSize = limit })
 		assert.Equal(t, limit, store.Options().MaxDataSize)
-		engine := idempotent.New(store)
-		var runs atomic.Int32
 		big := make([]byte, limit) // random: gzip cannot bring it (base64 in JSON) under the limit
 		_, _ = rand.Read(big)
-		first, err := idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return big, nil
+		idempotenttest.RunTooLargeNeverRunsTwice(t, idempotent.New(store), big, redisstore.ErrResponseTooLarge, func(t *testing.T, id string) {
+			rec := rawRecord(t, store, id)
+			assert.Equal(t, "COMPLETED", rec["status"])
+			assert.Equal(t, redisstore.EncodingTooLarge, rec["data_encoding"])
+			assert.NotContains(t, rec, "data")
 		})
-		require.NoError(t, err, "the first caller gets the handler's response")
-		assert.Equal(t, big, first.Value)
-		rec := rawRecord(t, store, scope.ID("huge"))
-		assert.Equal(t, "COMPLETED", rec["status"])
-		assert.Equal(t, redisstore.EncodingTooLarge, rec["data_encoding"])
-		assert.NotContains(t, rec, "data")
-
-		_, err = idempotent.Run(ctx, engine, request("huge", `{}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return nil, nil
-		})
-		require.ErrorIs(t, err, redisstore.ErrResponseTooLarge)
-		require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
-		var se *idempotent.StoreError
-		require.False(t, errors.As(err, &se), "not a store failure: retrying cannot help")
-		_, err = idempotent.Run(ctx, engine, request("huge", `{"other":1}`), idempotent.Spec[[]byte]{}, func(context.Context) ([]byte, error) {
-			runs.Add(1)
-			return nil, nil
-		})
-		require.ErrorIs(t, err, idempotent.ErrPayloadMismatch)
-		assert.Equal(t, int32(1), runs.Load(), "the handler ran once")
 
 		got, err := store.Get(ctx, scope.ID("huge"), time.Now())
 		require.NoError(t, err)

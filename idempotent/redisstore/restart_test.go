@@ -14,6 +14,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/redisstore"
 	"github.com/idemkit/idemkit/internal/redislocal"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // server is a redis-server of the test's own, which it may stop and start again on the same port and directory.
@@ -142,7 +143,7 @@ func TestServerRestart(t *testing.T) {
 			return resp{Status: 201, Body: "paid"}, nil
 		})
 		require.NoError(t, err)
-		require.NoError(t, waitFor(t, restarted, "the restart"))
+		require.NoError(t, testwait.Recv(t, restarted, "the restart"))
 		t.Cleanup(func() { _ = s.inst.Stop() })
 		res, err := idempotent.Run(ctx, engine, request("k", `{}`), idempotent.Spec[resp]{}, handler(&runs, "again"))
 		require.NoError(t, err)

@@ -1,12 +1,10 @@
 package ddblocal
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/idemkit/idemkit/internal/localproc"
 )
 
 // EnvDir names the environment variable that points at the directory holding
@@ -63,10 +63,8 @@ type Options struct {
 
 // Instance is a running DynamoDB Local process.
 type Instance struct {
-	cmd      *exec.Cmd
+	proc     *localproc.Process
 	port     int
-	done     chan struct{} // closed when the process has exited
-	waitErr  error         // set before done is closed
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -96,72 +94,59 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	// A free port found by listening can be taken by someone else before the JVM
-	// binds it; when we chose the port, a lost race is retried with a new one.
-	attempts := 1
-	if opts.Port == 0 {
-		attempts = 3
+	var inst *Instance
+	err = localproc.OnPort(ctx, opts.Port, func(port int) (err error) {
+		inst, err = launch(ctx, java, dir, port, opts.Log)
+		return err
+	}, func(err error) bool {
+		return errors.Is(err, localproc.ErrExited) && strings.Contains(err.Error(), "Address already in use")
+	})
+	if errors.Is(err, localproc.ErrPortInUse) {
+		return nil, fmt.Errorf("ddblocal: %w (another DynamoDB Local? point AWS_ENDPOINT_URL_DYNAMODB at it or pick another port)", err)
 	}
-	var lastErr error
-	for i := 0; i < attempts; i++ {
-		port := opts.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return nil, fmt.Errorf("ddblocal: find a free port: %w", err)
-			}
-		}
-		// The readiness probe cannot tell our JVM from another server on the same
-		// port, so a port already in use is refused before launching.
-		if err := portFree(port); err != nil {
-			return nil, fmt.Errorf("ddblocal: port %d is already in use (another DynamoDB Local? point AWS_ENDPOINT_URL_DYNAMODB at it or pick another port): %w", port, err)
-		}
-		inst, err := launch(ctx, java, dir, port, opts.Log)
-		if err == nil {
-			return inst, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "Address already in use") {
-			break
-		}
+	if err != nil {
+		return nil, fmt.Errorf("ddblocal: %w", err)
 	}
-	return nil, lastErr
+	return inst, nil
 }
 
-var errExited = errors.New("DynamoDB Local exited during start-up")
-
 func launch(ctx context.Context, java, dir string, port int, logw io.Writer) (*Instance, error) {
-	tail := &tailBuffer{max: 4096}
-	var out io.Writer = tail
-	if logw != nil {
-		out = io.MultiWriter(tail, logw)
+	proc, err := localproc.Start(localproc.Command{
+		Name: "DynamoDB Local",
+		Addr: "http://127.0.0.1:" + strconv.Itoa(port),
+		Path: java,
+		Args: []string{
+			"-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
+			"-jar", filepath.Join(dir, jarName),
+			"-inMemory", "-sharedDb", "-disableTelemetry",
+			"-port", strconv.Itoa(port),
+		},
+		Dir:         dir,
+		SysProcAttr: sysProcAttr(),
+		Log:         logw,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start java: %w", err)
 	}
-	cmd := exec.Command(java,
-		"-Djava.library.path="+filepath.Join(dir, "DynamoDBLocal_lib"),
-		"-jar", filepath.Join(dir, jarName),
-		"-inMemory", "-sharedDb", "-disableTelemetry",
-		"-port", strconv.Itoa(port),
-	)
-	cmd.Dir = dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("ddblocal: start java: %w", err)
-	}
-	inst := &Instance{cmd: cmd, port: port, done: make(chan struct{})}
-	go func() {
-		inst.waitErr = cmd.Wait()
-		close(inst.done)
-	}()
-
+	inst := &Instance{proc: proc, port: port}
 	client, err := NewClient(ctx, inst.Endpoint())
 	if err != nil {
 		_ = inst.Stop()
 		return nil, err
 	}
-	if err := inst.waitReady(ctx, client); err != nil {
+	// ListTables answers once the JVM serves requests; one attempt per probe, each bounded, so that the wait
+	// notices the process's death within a poll.
+	err = proc.WaitReady(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := client.ListTables(pctx, &dynamodb.ListTablesInput{}, func(o *dynamodb.Options) {
+			o.RetryMaxAttempts = 1
+		})
+		return err
+	})
+	if err != nil {
 		_ = inst.Stop()
-		msg := strings.TrimSpace(tail.String())
+		msg := strings.TrimSpace(proc.Tail())
 		if strings.Contains(msg, "UnsupportedClassVersionError") {
 			return nil, fmt.Errorf("%w (found an older java at %s)", ErrNoJava, java)
 		}
@@ -173,33 +158,6 @@ func launch(ctx context.Context, java, dir string, port int, logw io.Writer) (*I
 	return inst, nil
 }
 
-// waitReady polls ListTables until it succeeds, the process exits or ctx ends.
-func (i *Instance) waitReady(ctx context.Context, client *dynamodb.Client) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := client.ListTables(pctx, &dynamodb.ListTablesInput{}, func(o *dynamodb.Options) {
-			o.RetryMaxAttempts = 1
-		})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-i.done:
-			if i.waitErr == nil {
-				return fmt.Errorf("ddblocal: %w", errExited)
-			}
-			return fmt.Errorf("ddblocal: %w (%w)", errExited, i.waitErr) // an *exec.ExitError callers can match
-		case <-ctx.Done():
-			// Both wrapped: a caller matches context.DeadlineExceeded, a diagnosis reads the last probe's error.
-			return fmt.Errorf("ddblocal: DynamoDB Local did not answer on %s in time: %w (last probe: %w)", i.Endpoint(), ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
-}
-
 // Endpoint is the URL to reach the instance, always on the loopback address.
 func (i *Instance) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(i.port) }
 
@@ -207,24 +165,18 @@ func (i *Instance) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa
 func (i *Instance) Port() int { return i.port }
 
 // PID is the process id of the JVM.
-func (i *Instance) PID() int { return i.cmd.Process.Pid }
+func (i *Instance) PID() int { return i.proc.PID() }
 
 // Done is closed when the process has exited, whether through Stop or not.
-func (i *Instance) Done() <-chan struct{} { return i.done }
+func (i *Instance) Done() <-chan struct{} { return i.proc.Done() }
 
-// Stop kills the JVM (by its PID) and waits for it to exit. The database is in
+// Stop kills the JVM (SIGKILL, by its PID) and waits for it to exit. The database is in
 // memory, so nothing is lost that a graceful shutdown would keep. Stop is idempotent.
 func (i *Instance) Stop() error {
 	i.stopOnce.Do(func() {
-		select {
-		case <-i.done:
-			return // already gone
-		default:
+		if err := i.proc.Stop(os.Kill, 0); err != nil {
+			i.stopErr = fmt.Errorf("ddblocal: %w", err)
 		}
-		if err := i.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			i.stopErr = fmt.Errorf("ddblocal: kill pid %d: %w", i.cmd.Process.Pid, err)
-		}
-		<-i.done
 	})
 	return i.stopErr
 }
@@ -284,45 +236,4 @@ func moduleRoot(dir string) (string, error) {
 			return "", fmt.Errorf("no go.mod above %s", dir)
 		}
 	}
-}
-
-func portFree(port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return err
-	}
-	return l.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written, so a failed start can show the
-// JVM's last words without holding a long-running instance's whole log.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

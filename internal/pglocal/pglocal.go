@@ -21,7 +21,6 @@
 package pglocal
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +38,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/idemkit/idemkit/internal/localproc"
 )
 
 // EnvBinDir names the variable that points at the directory holding initdb and postgres, for installations
@@ -77,17 +78,9 @@ type Instance struct {
 	opts     Options
 	cred     *syscall.Credential
 	mu       sync.Mutex
-	proc     *process
+	proc     *localproc.Process // the current run of the server: Restart replaces it
 	stopOnce sync.Once
 	stopErr  error
-}
-
-// process is one run of the postgres server.
-type process struct {
-	cmd     *exec.Cmd
-	tail    *tailBuffer
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // set before done is closed
 }
 
 // Start creates a database cluster in a new temporary directory and starts a server on it, returning once the
@@ -123,22 +116,15 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	// A free port found by listening can be taken by someone else before postgres binds it: retried with another.
-	var lastErr error
-	for range 3 {
-		if inst.port, err = freePort(); err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("pglocal: find a free port: %w", err)
-		}
-		if lastErr = inst.launch(ctx); lastErr == nil {
-			return inst, nil
-		}
-		if ctx.Err() != nil || !strings.Contains(lastErr.Error(), "could not bind") {
-			break
-		}
+	err = localproc.OnPort(ctx, 0, func(port int) error {
+		inst.port = port
+		return inst.launch(ctx)
+	}, func(err error) bool { return strings.Contains(err.Error(), "could not bind") })
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("pglocal: %w", err)
 	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
+	return inst, nil
 }
 
 // credential returns the identity to run the server as: nil unless the process is root (PostgreSQL refuses to
@@ -185,11 +171,6 @@ func (i *Instance) initdb(ctx context.Context) error {
 
 // launch starts postgres on i.port and waits until it accepts connections.
 func (i *Instance) launch(ctx context.Context) error {
-	tail := &tailBuffer{max: 4096}
-	var out io.Writer = tail
-	if i.opts.Log != nil {
-		out = io.MultiWriter(tail, i.opts.Log)
-	}
 	args := []string{
 		"-D", i.dataDir(),
 		"-p", strconv.Itoa(i.port),
@@ -209,52 +190,38 @@ func (i *Instance) launch(ctx context.Context) error {
 	for _, k := range keys {
 		args = append(args, "-c", k+"="+i.opts.Settings[k])
 	}
-	cmd := exec.Command(filepath.Join(i.bin, "postgres"), args...)
-	cmd.Dir = i.dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr(i.cred)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pglocal: start postgres: %w", err)
+	p, err := localproc.Start(localproc.Command{
+		Name:        "postgres",
+		Addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(i.port)),
+		Path:        filepath.Join(i.bin, "postgres"),
+		Args:        args,
+		Dir:         i.dir,
+		SysProcAttr: sysProcAttr(i.cred),
+		Log:         i.opts.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	p := &process{cmd: cmd, tail: tail, done: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
 	i.mu.Lock()
 	i.proc = p
 	i.mu.Unlock()
-	if err := i.waitReady(ctx, p); err != nil {
-		_ = p.stop()
-		if msg := strings.TrimSpace(tail.String()); msg != "" {
+	err = p.WaitReady(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		conn, err := pgconn.Connect(cctx, i.ConnString("postgres"))
+		if err != nil {
+			return err
+		}
+		return conn.Close(ctx)
+	})
+	if err != nil {
+		_ = stop(p)
+		if msg := strings.TrimSpace(p.Tail()); msg != "" {
 			return fmt.Errorf("%w; postgres said:\n%s", err, msg)
 		}
 		return err
 	}
 	return nil
-}
-
-// waitReady connects until a connection succeeds, the process exits or ctx ends.
-func (i *Instance) waitReady(ctx context.Context, p *process) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgconn.Connect(cctx, i.ConnString("postgres"))
-		cancel()
-		if err == nil {
-			_ = conn.Close(ctx)
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("pglocal: postgres exited during start-up (%v)", p.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("pglocal: postgres did not accept connections on 127.0.0.1:%d in time: %w", i.port, err)
-		case <-tick.C:
-		}
-	}
 }
 
 // ConnString returns a connection string (URL form) for database on the loopback TCP port, as the superuser.
@@ -272,7 +239,7 @@ func (i *Instance) Port() int { return i.port }
 func (i *Instance) PID() int {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.proc.cmd.Process.Pid
+	return i.proc.PID()
 }
 
 // Restart stops the server with a fast shutdown (every connection is closed, as in a failover or a reboot) and
@@ -281,8 +248,8 @@ func (i *Instance) Restart(ctx context.Context) error {
 	i.mu.Lock()
 	p := i.proc
 	i.mu.Unlock()
-	if err := p.stop(); err != nil {
-		return err
+	if err := stop(p); err != nil {
+		return fmt.Errorf("pglocal: %w", err)
 	}
 	timeout := i.opts.StartTimeout
 	if timeout <= 0 {
@@ -290,7 +257,10 @@ func (i *Instance) Restart(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return i.launch(ctx)
+	if err := i.launch(ctx); err != nil {
+		return fmt.Errorf("pglocal: %w", err)
+	}
+	return nil
 }
 
 // Stop shuts the server down (fast shutdown: open transactions are rolled back) by its PID, waits for it to exit
@@ -301,7 +271,9 @@ func (i *Instance) Stop() error {
 		p := i.proc
 		i.mu.Unlock()
 		if p != nil {
-			i.stopErr = p.stop()
+			if err := stop(p); err != nil {
+				i.stopErr = fmt.Errorf("pglocal: %w", err)
+			}
 		}
 		if err := os.RemoveAll(i.dir); err != nil && i.stopErr == nil {
 			i.stopErr = fmt.Errorf("pglocal: remove %s: %w", i.dir, err)
@@ -310,27 +282,9 @@ func (i *Instance) Stop() error {
 	return i.stopErr
 }
 
-// stop sends SIGINT (PostgreSQL's fast shutdown) and waits for the exit; after 30 s it kills the process.
-func (p *process) stop() error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("pglocal: signal pid %d: %w", p.cmd.Process.Pid, err)
-	}
-	timer := time.NewTimer(30 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-timer.C:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("pglocal: postgres (pid %d) ignored the fast shutdown for 30s and was killed", p.cmd.Process.Pid)
-	}
-}
+// stop sends SIGINT (PostgreSQL's fast shutdown: open transactions are rolled back, connections closed) and
+// waits for the exit; after 30 s it kills the process.
+func stop(p *localproc.Process) error { return p.Stop(syscall.SIGINT, 30*time.Second) }
 
 // findBinDir locates initdb and postgres.
 func findBinDir(dir string) (string, error) {
@@ -362,36 +316,4 @@ func majorOf(binDir string) int {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written, so a failed start can show the server's last words.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -2,7 +2,6 @@ package redislocal
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idemkit/idemkit/internal/localproc"
 )
 
 // EnvServer names the environment variable holding the server binary to run instead of redis-server from PATH,
@@ -23,9 +24,6 @@ const EnvServer = "REDIS_SERVER"
 // ErrNotInstalled is returned by Start when no server binary is found.
 var ErrNotInstalled = errors.New("redis-server is not installed: run `make deps` (as root it runs apt-get install redis-server), " +
 	"or set " + EnvServer + " to a redis-server or valkey-server binary")
-
-// errExited is wrapped into Start's error when the server exits during start-up.
-var errExited = errors.New("redis-server exited during start-up")
 
 // Options configures Start. The zero value is ready to use.
 type Options struct {
@@ -50,12 +48,10 @@ type Options struct {
 
 // Instance is a running server process.
 type Instance struct {
-	cmd      *exec.Cmd
+	proc     *localproc.Process
 	port     int
 	dir      string
 	ownDir   bool
-	done     chan struct{} // closed when the process has exited
-	waitErr  error         // set before done is closed
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -88,50 +84,24 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 		}
 		ownDir = true
 	}
-
-	// A free port found by listening can be taken by someone else before the server binds it; when we chose the
-	// port, a lost race is retried with a new one.
-	attempts := 1
-	if opts.Port == 0 {
-		attempts = 3
+	var inst *Instance
+	err = localproc.OnPort(ctx, opts.Port, func(port int) (err error) {
+		inst, err = launch(ctx, path, dir, port, opts)
+		return err
+	}, func(err error) bool {
+		return errors.Is(err, localproc.ErrExited) && strings.Contains(err.Error(), "Address already in use")
+	})
+	if err != nil {
+		if ownDir {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, fmt.Errorf("redislocal: %w", err)
 	}
-	var lastErr error
-	for range attempts {
-		port := opts.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				lastErr = fmt.Errorf("redislocal: find a free port: %w", err)
-				break
-			}
-		}
-		// The readiness probe cannot tell our server from another one on the same port, so a port already in use
-		// is refused before launching.
-		if err := portFree(port); err != nil {
-			lastErr = fmt.Errorf("redislocal: port %d is already in use: %w", port, err)
-			break
-		}
-		inst, err := launch(ctx, path, dir, port, opts)
-		if err == nil {
-			inst.ownDir = ownDir
-			return inst, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "Address already in use") {
-			break
-		}
-	}
-	if ownDir {
-		_ = os.RemoveAll(dir)
-	}
-	return nil, lastErr
+	inst.ownDir = ownDir
+	return inst, nil
 }
 
 func launch(ctx context.Context, bin, dir string, port int, opts Options) (*Instance, error) {
-	tail := &tailBuffer{max: 4096}
-	var out io.Writer = tail
-	if opts.Log != nil {
-		out = io.MultiWriter(tail, opts.Log)
-	}
 	args := []string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
@@ -145,46 +115,28 @@ func launch(ctx context.Context, bin, dir string, port int, opts Options) (*Inst
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("redislocal: start %s: %w", bin, err)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	proc, err := localproc.Start(localproc.Command{
+		Name:        "redis-server",
+		Addr:        addr,
+		Path:        bin,
+		Args:        args,
+		Dir:         dir,
+		SysProcAttr: sysProcAttr(),
+		Log:         opts.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	inst := &Instance{cmd: cmd, port: port, dir: dir, done: make(chan struct{})}
-	go func() {
-		inst.waitErr = cmd.Wait()
-		close(inst.done)
-	}()
-	if err := inst.waitReady(ctx); err != nil {
+	inst := &Instance{proc: proc, port: port, dir: dir}
+	if err := proc.WaitReady(ctx, 20*time.Millisecond, func(ctx context.Context) error { return ping(ctx, addr) }); err != nil {
 		_ = inst.Stop()
-		if msg := strings.TrimSpace(tail.String()); msg != "" {
+		if msg := strings.TrimSpace(proc.Tail()); msg != "" {
 			return nil, fmt.Errorf("%w; the server said:\n%s", err, msg)
 		}
 		return nil, err
 	}
 	return inst, nil
-}
-
-// waitReady sends PING until the server answers PONG, the process exits or ctx ends.
-func (i *Instance) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := ping(ctx, i.Addr())
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-i.done:
-			return fmt.Errorf("redislocal: %w (%v)", errExited, i.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("redislocal: the server did not answer on %s in time: %w", i.Addr(), err)
-		case <-tick.C:
-		}
-	}
 }
 
 // ping sends an inline PING and expects +PONG: no client library is needed to know the server is up.
@@ -222,23 +174,18 @@ func (i *Instance) Port() int { return i.port }
 func (i *Instance) Dir() string { return i.dir }
 
 // PID is the server's process id.
-func (i *Instance) PID() int { return i.cmd.Process.Pid }
+func (i *Instance) PID() int { return i.proc.PID() }
 
 // Done is closed when the process has exited, whether through Stop or not.
-func (i *Instance) Done() <-chan struct{} { return i.done }
+func (i *Instance) Done() <-chan struct{} { return i.proc.Done() }
 
 // Stop kills the server (SIGKILL, by its PID), waits for it to exit, and removes the directory Start created.
 // With Persistent set, every acknowledged write is already on disk (appendfsync always), so nothing is lost that
 // a graceful shutdown would keep. Stop is idempotent.
 func (i *Instance) Stop() error {
 	i.stopOnce.Do(func() {
-		select {
-		case <-i.done:
-		default:
-			if err := i.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				i.stopErr = fmt.Errorf("redislocal: kill pid %d: %w", i.cmd.Process.Pid, err)
-			}
-			<-i.done
+		if err := i.proc.Stop(os.Kill, 0); err != nil {
+			i.stopErr = fmt.Errorf("redislocal: %w", err)
 		}
 		if i.ownDir {
 			if err := os.RemoveAll(i.dir); err != nil && i.stopErr == nil {
@@ -247,44 +194,4 @@ func (i *Instance) Stop() error {
 		}
 	})
 	return i.stopErr
-}
-
-func portFree(port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return err
-	}
-	return l.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written, so a failed start can show the server's last words.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -53,16 +53,20 @@ func TestTable(t *testing.T) {
 	assert.Equal(t, "PaymentsTable", name, "unset: the local default (CONTRACT §4)")
 }
 
-// TestEngineRefusesAnEmptyTable runs Engine in a child process: IDEMPOTENCY_TABLE set but empty must stop the
-// function's init with an ERROR line naming the variable and exit status 1, not answer every request 503.
-func TestEngineRefusesAnEmptyTable(t *testing.T) {
+// engineRefuses runs awsenv.Engine in a child process of the test binary (t's top-level test again, with env
+// added) and checks that the function's init stops there: exit status 1, no engine, and one JSON log line at
+// ERROR, which it returns for the caller to check. In the child it runs Engine, which must exit; should it return,
+// the child says so and exits 0, which fails the parent's check.
+func engineRefuses(t *testing.T, env ...string) map[string]any {
+	t.Helper()
 	if os.Getenv("AWSENV_TEST_CHILD") == "1" {
 		awsenv.Engine(&claimRecorder{}, awsenv.Logger())
 		fmt.Println("engine created")
-		return
+		os.Exit(0)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineRefusesAnEmptyTable$")
-	cmd.Env = append(os.Environ(), "AWSENV_TEST_CHILD=1", awsenv.EnvIdempotencyTable+"= ")
+	top, _, _ := strings.Cut(t.Name(), "/")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+top+"$")
+	cmd.Env = append(append(os.Environ(), "AWSENV_TEST_CHILD=1"), env...)
 	out, err := cmd.Output()
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, "output: %s", out)
@@ -71,6 +75,13 @@ func TestEngineRefusesAnEmptyTable(t *testing.T) {
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
 	assert.Equal(t, "ERROR", line["level"])
+	return line
+}
+
+// TestEngineRefusesAnEmptyTable: IDEMPOTENCY_TABLE set but empty must stop the function's init with an ERROR line
+// naming the variable and exit status 1, not answer every request 503.
+func TestEngineRefusesAnEmptyTable(t *testing.T) {
+	line := engineRefuses(t, awsenv.EnvIdempotencyTable+"= ")
 	assert.Equal(t, "IDEMPOTENCY_TABLE is set but empty: it must name the DynamoDB table", line["error"])
 }
 
@@ -231,24 +242,10 @@ func TestEngineLeasePolicy(t *testing.T) {
 	}
 }
 
-// TestEngineRefusesAnInvalidLeasePolicy runs Engine in a child process: an invalid value must stop the function's
-// init with an ERROR line naming the variable and exit status 1.
+// TestEngineRefusesAnInvalidLeasePolicy: an invalid value must stop the function's init with an ERROR line naming
+// the variable and exit status 1.
 func TestEngineRefusesAnInvalidLeasePolicy(t *testing.T) {
-	if os.Getenv("AWSENV_TEST_CHILD") == "1" {
-		awsenv.Engine(&claimRecorder{}, awsenv.Logger())
-		fmt.Println("engine created")
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineRefusesAnInvalidLeasePolicy$")
-	cmd.Env = append(os.Environ(), "AWSENV_TEST_CHILD=1", awsenv.EnvLeasePolicy+"=sometimes")
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit, "output: %s", out)
-	assert.Equal(t, 1, exit.ExitCode())
-	assert.NotContains(t, string(out), "engine created")
-	var line map[string]any
-	require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
-	assert.Equal(t, "ERROR", line["level"])
+	line := engineRefuses(t, awsenv.EnvLeasePolicy+"=sometimes")
 	assert.Equal(t, "invalid configuration", line["message"])
 	assert.Equal(t, `IDEMPOTENCY_LEASE_POLICY="sometimes": want "rerun" or "refuse"`, line["error"])
 }

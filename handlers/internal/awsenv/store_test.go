@@ -1,14 +1,10 @@
 package awsenv_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -98,14 +94,9 @@ func TestEngineOnRedis(t *testing.T) {
 	assert.Equal(t, "COMPLETED", status)
 }
 
-// TestEngineRefusesAnInvalidStore runs Engine in a child process: an unknown store or a missing REDIS_URL must
-// stop the function's init with an ERROR line naming the variable and exit status 1.
+// TestEngineRefusesAnInvalidStore: an unknown store or a missing REDIS_URL must stop the function's init with an
+// ERROR line naming the variable and exit status 1.
 func TestEngineRefusesAnInvalidStore(t *testing.T) {
-	if os.Getenv("AWSENV_TEST_CHILD") == "1" {
-		awsenv.Engine(&claimRecorder{}, awsenv.Logger())
-		fmt.Println("engine created")
-		return
-	}
 	for _, tc := range []struct {
 		env  []string
 		want string
@@ -114,16 +105,7 @@ func TestEngineRefusesAnInvalidStore(t *testing.T) {
 		{[]string{awsenv.EnvIdempotencyStore + "=redis", awsenv.EnvRedisURL + "="}, "REDIS_URL is empty: IDEMPOTENCY_STORE=redis needs the Redis endpoint, such as redis://127.0.0.1:6379"},
 	} {
 		t.Run(tc.env[0], func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestEngineRefusesAnInvalidStore$")
-			cmd.Env = append(append(os.Environ(), "AWSENV_TEST_CHILD=1"), tc.env...)
-			out, err := cmd.Output()
-			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "output: %s", out)
-			assert.Equal(t, 1, exit.ExitCode())
-			assert.NotContains(t, string(out), "engine created")
-			var line map[string]any
-			require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
-			assert.Equal(t, "ERROR", line["level"])
+			line := engineRefuses(t, tc.env...)
 			assert.Equal(t, tc.want, line["error"])
 		})
 	}

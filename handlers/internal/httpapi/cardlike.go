@@ -85,6 +85,21 @@ func forEachCardRun(s string, fn func(start, end int) bool) {
 	flush()
 }
 
+// Luhn reports whether digits, a string of ASCII digits, passes the Luhn (mod 10) check. It returns false for an
+// empty string or any non-digit. It is the one Luhn routine of the handlers: the payment service's card validation
+// and the card-like text check here both use it.
+func Luhn(digits string) bool {
+	if digits == "" {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if !isDigit(digits[i]) {
+			return false
+		}
+	}
+	return luhnDigits(digits, 0, len(digits))
+}
+
 // luhnDigits runs the Luhn check over the digits of s[start:end], skipping separators.
 func luhnDigits(s string, start, end int) bool {
 	sum, double := 0, false

@@ -64,3 +64,23 @@ func TestReadObjectDoesNotEchoCardNumbers(t *testing.T) {
 	assert.NotContains(t, p.Detail, "4111111111111111")
 	assert.NotContains(t, p.Detail, "1111")
 }
+
+func TestLuhn(t *testing.T) {
+	for _, tc := range []struct {
+		digits string
+		valid  bool
+	}{
+		{"4242424242424242", true},
+		{"378282246310005", true},
+		{"79927398713", true},
+		{"79927398710", false},
+		{"4242424242424241", false},
+		{"0", true},
+		{"", false},
+		{"42a2", false},
+		{"4242 4242 4242 4242", false}, // separators are the card-like check's business, not Luhn's
+		{"4242-4242-4242-4242", false},
+	} {
+		assert.Equal(t, tc.valid, httpapi.Luhn(tc.digits), "%q", tc.digits)
+	}
+}

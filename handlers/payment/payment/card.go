@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/idemkit/idemkit/handlers/internal/httpapi"
 )
 
 // Card brands as returned in the representation. Anything not recognised is "unknown", which is still charged:
@@ -77,29 +79,7 @@ func NormalizeCardNumber(s string) (digits string, ok bool) {
 
 // Luhn reports whether a string of digits passes the Luhn (mod 10) check. It returns false for an empty string
 // or any non-digit.
-func Luhn(digits string) bool {
-	if digits == "" {
-		return false
-	}
-	sum := 0
-	double := false
-	for i := len(digits) - 1; i >= 0; i-- {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
+func Luhn(digits string) bool { return httpapi.Luhn(digits) }
 
 // brandRanges are issuer identification number ranges, most specific first. lo and hi are prefixes of equal
 // length compared against the number's leading digits.

@@ -148,6 +148,22 @@ func Open(path string) (*Template, error) {
 
 // Parse parses template text. Dir is left empty.
 func Parse(data []byte, isJSON bool) (*Template, error) {
+	resolved, err := resolveIntrinsics(data, isJSON)
+	if err != nil {
+		return nil, err
+	}
+	var raw rawTemplate
+	dec := json.NewDecoder(bytes.NewReader(resolved))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decode template: %w", err)
+	}
+	return build(&raw)
+}
+
+// resolveIntrinsics turns template text (YAML, or JSON when isJSON) into JSON with the intrinsic functions
+// resolved as the local runner needs them: Ref, Fn::GetAtt and Fn::Sub by this package's handlers, the others as
+// goformation resolves them. Parse and Validate both read the result, so they see the same template.
+func resolveIntrinsics(data []byte, isJSON bool) ([]byte, error) {
 	opts := &intrinsics.ProcessorOptions{IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 		"Ref":        ref,
 		"Fn::GetAtt": getAtt,
@@ -165,12 +181,7 @@ func Parse(data []byte, isJSON bool) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
-	var raw rawTemplate
-	dec := json.NewDecoder(bytes.NewReader(resolved))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("decode template: %w", err)
-	}
-	return build(&raw)
+	return resolved, nil
 }
 
 func build(raw *rawTemplate) (*Template, error) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/awslabs/goformation/v7/intrinsics"
 	"github.com/awslabs/goformation/v7/schema"
 	"github.com/xeipuuv/gojsonschema"
 )
@@ -23,22 +22,9 @@ func samSchema() (*gojsonschema.Schema, error) {
 // the schema is as recent as the goformation release in go.mod: a property AWS added later (a function's own
 // LoggingConfig, for one) is reported as not allowed.
 func Validate(data []byte, isJSON bool) ([]string, error) {
-	opts := &intrinsics.ProcessorOptions{IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
-		"Ref":        ref,
-		"Fn::GetAtt": getAtt,
-		"Fn::Sub":    sub,
-	}}
-	var (
-		resolved []byte
-		err      error
-	)
-	if isJSON {
-		resolved, err = intrinsics.ProcessJSON(data, opts)
-	} else {
-		resolved, err = intrinsics.ProcessYAML(data, opts)
-	}
+	resolved, err := resolveIntrinsics(data, isJSON)
 	if err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
+		return nil, err
 	}
 	s, err := samSchema()
 	if err != nil {
