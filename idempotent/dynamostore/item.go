@@ -1,10 +1,7 @@
 package dynamostore
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/internal/storeenc"
 )
 
 // maxItemSize is DynamoDB's item size limit (400 KB, counted as 400 KiB: attribute names plus values).
@@ -69,18 +67,12 @@ func (s *Store) item(rec idempotent.Record, tooLarge bool) (map[string]types.Att
 // bytes as they are, S when they are valid UTF-8 (readable in the console, like Powertools' JSON string) and B
 // otherwise.
 func (s *Store) encodeData(resp []byte) (types.AttributeValue, string, error) {
-	if t := s.opts.CompressThreshold; t > 0 && len(resp) >= t {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		if _, err := zw.Write(resp); err != nil {
-			return nil, "", fmt.Errorf("dynamostore: compress response: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("dynamostore: compress response: %w", err)
-		}
-		if buf.Len() < len(resp) {
-			return &types.AttributeValueMemberB{Value: buf.Bytes()}, EncodingGzip, nil
-		}
+	z, ok, err := storeenc.Gzip(resp, s.opts.CompressThreshold)
+	if err != nil {
+		return nil, "", fmt.Errorf("dynamostore: %w", err)
+	}
+	if ok {
+		return &types.AttributeValueMemberB{Value: z}, EncodingGzip, nil
 	}
 	if utf8.Valid(resp) {
 		return str(string(resp)), "", nil
@@ -162,12 +154,8 @@ func (s *Store) decode(it map[string]types.AttributeValue) (*decoded, error) {
 	case "":
 		d.rec.Response = raw
 	case EncodingGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("dynamostore: item %s: decompress response: %w", id, err)
-		}
-		if d.rec.Response, err = io.ReadAll(zr); err != nil {
-			return nil, fmt.Errorf("dynamostore: item %s: decompress response: %w", id, err)
+		if d.rec.Response, err = storeenc.Gunzip(raw); err != nil {
+			return nil, fmt.Errorf("dynamostore: item %s: %w", id, err)
 		}
 	default:
 		return nil, fmt.Errorf("dynamostore: item %s: unknown data encoding %q", id, enc)
@@ -233,21 +221,8 @@ func num(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
 
-// ceilSeconds is t in epoch seconds rounded up, so retention is never shortened. A record stored with expiration E
-// is expired at now exactly when E <= floor(now) in seconds.
-func ceilSeconds(t time.Time) int64 {
-	s := t.Unix()
-	if t.Nanosecond() > 0 {
-		s++
-	}
-	return s
-}
-
-// ceilMillis is t in epoch milliseconds rounded up, so a lease is never shortened.
-func ceilMillis(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if t.Nanosecond()%int(time.Millisecond) != 0 {
-		ms++
-	}
-	return ms
-}
+// The instants' rounding is the one every store uses (storeenc).
+var (
+	ceilSeconds = storeenc.CeilSeconds
+	ceilMillis  = storeenc.CeilMillis
+)

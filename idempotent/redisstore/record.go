@@ -1,14 +1,12 @@
 package redisstore
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/internal/storeenc"
 )
 
 // malformedError reports a record this package cannot read: written by something else, or edited by hand. No
@@ -22,18 +20,12 @@ func (e *malformedError) Error() string { return "record " + e.id + " is malform
 // encodeData chooses the stored form of a response: gzip from the threshold on when that is smaller, else the
 // bytes as they are. Redis strings are binary-safe, so nothing else is needed.
 func (s *Store) encodeData(resp []byte) ([]byte, string, error) {
-	if t := s.opts.CompressThreshold; t > 0 && len(resp) >= t {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		if _, err := zw.Write(resp); err != nil {
-			return nil, "", fmt.Errorf("compress response: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compress response: %w", err)
-		}
-		if buf.Len() < len(resp) {
-			return buf.Bytes(), EncodingGzip, nil
-		}
+	z, ok, err := storeenc.Gzip(resp, s.opts.CompressThreshold)
+	if err != nil {
+		return nil, "", err
+	}
+	if ok {
+		return z, EncodingGzip, nil
 	}
 	if resp == nil {
 		resp = []byte{}
@@ -135,12 +127,8 @@ func (s *Store) decode(id string, vals []any) (*decoded, error) {
 	case "":
 		d.rec.Response = []byte(data)
 	case EncodingGzip:
-		zr, err := gzip.NewReader(bytes.NewReader([]byte(data)))
-		if err != nil {
-			return nil, &malformedError{id, "decompress response: " + err.Error()}
-		}
-		if d.rec.Response, err = io.ReadAll(zr); err != nil {
-			return nil, &malformedError{id, "decompress response: " + err.Error()}
+		if d.rec.Response, err = storeenc.Gunzip([]byte(data)); err != nil {
+			return nil, &malformedError{id, err.Error()}
 		}
 	default:
 		return nil, &malformedError{id, fmt.Sprintf("unknown data encoding %q", enc)}
@@ -148,21 +136,8 @@ func (s *Store) decode(id string, vals []any) (*decoded, error) {
 	return &d, nil
 }
 
-// ceilSeconds is t in epoch seconds rounded up, so retention is never shortened. A record stored with expiration E
-// is expired at now exactly when E <= floor(now) in seconds.
-func ceilSeconds(t time.Time) int64 {
-	s := t.Unix()
-	if t.Nanosecond() > 0 {
-		s++
-	}
-	return s
-}
-
-// ceilMillis is t in epoch milliseconds rounded up, so a lease is never shortened.
-func ceilMillis(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if t.Nanosecond()%int(time.Millisecond) != 0 {
-		ms++
-	}
-	return ms
-}
+// The instants' rounding is the one every store uses (storeenc).
+var (
+	ceilSeconds = storeenc.CeilSeconds
+	ceilMillis  = storeenc.CeilMillis
+)
