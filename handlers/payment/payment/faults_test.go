@@ -54,23 +54,22 @@ func (f *faultFunction) charges(t *testing.T, key string) int {
 	return ledgerEntries(t, f.ledgerTable, paymentIDOf(key))
 }
 
-// createProcessorTable creates a table shaped like ProcessorTable in template.yaml.
-func createProcessorTable(t *testing.T, client *dynamodb.Client) string {
+// createIdempotencyTable creates an idempotency table as dynamostore.CreateTable makes it and deletes it when the
+// test ends.
+func createIdempotencyTable(t *testing.T, client *dynamodb.Client) string {
 	t.Helper()
-	name := ddbtest.UniqueName(t, "processor")
-	ctx := context.Background()
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(name),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("reference"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("reference"), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	})
-	require.NoError(t, err)
-	require.NoError(t, dynamodb.NewTableExistsWaiter(client).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute))
+	name := ddbtest.UniqueName(t, "idem")
+	require.NoError(t, dynamostore.CreateTable(context.Background(), client, name))
 	t.Cleanup(func() {
 		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 	})
 	return name
+}
+
+// createProcessorTable creates a table shaped like ProcessorTable in template.yaml.
+func createProcessorTable(t *testing.T, client *dynamodb.Client) string {
+	t.Helper()
+	return ddbtest.TableWithKey(t, client, "processor", "reference")
 }
 
 // ledgerEntries counts the processor's charges with reference ref.
@@ -202,11 +201,7 @@ func TestPaymentFaults(t *testing.T) {
 	client := ddbtest.Client(t)
 	paymentsTable := createPaymentsTable(t, client)
 	ledgerTable := createProcessorTable(t, client)
-	idemTable := ddbtest.UniqueName(t, "idem")
-	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
-	})
+	idemTable := createIdempotencyTable(t, client)
 
 	fault := func(phase faultinject.Phase, kind faultinject.Kind, when faultinject.When) faultinject.Rule {
 		return faultinject.Rule{Phase: phase, When: when, Fault: faultinject.Fault{Kind: kind}}
@@ -319,11 +314,7 @@ func TestChargedOnceAcrossInstances(t *testing.T) {
 	client := ddbtest.Client(t)
 	paymentsTable := createPaymentsTable(t, client)
 	ledgerTable := createProcessorTable(t, client)
-	idemTable := ddbtest.UniqueName(t, "idem")
-	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
-	})
+	idemTable := createIdempotencyTable(t, client)
 	f := newFaultFunction(t, idemTable, paymentsTable, ledgerTable, time.Second)
 	const key = "charged-once-across-instances"
 	f.inj.Add(faultinject.Rule{Phase: faultinject.PhaseAtomicComplete, When: faultinject.Nth(1), Fault: faultinject.Fault{Kind: faultinject.Timeout}})
@@ -355,11 +346,7 @@ func TestChargedOnceAcrossInstances(t *testing.T) {
 func TestChargedOnceWithoutDurableLedger(t *testing.T) {
 	client := ddbtest.Client(t)
 	paymentsTable := createPaymentsTable(t, client)
-	idemTable := ddbtest.UniqueName(t, "idem")
-	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
-	})
+	idemTable := createIdempotencyTable(t, client)
 	f := newFaultFunction(t, idemTable, paymentsTable, "", time.Second)
 	const key = "charged-twice-without-ledger"
 	f.inj.Add(faultinject.Rule{Phase: faultinject.PhaseAtomicComplete, When: faultinject.Nth(1), Fault: faultinject.Fault{Kind: faultinject.Timeout}})
@@ -376,11 +363,7 @@ func TestChargedOnceWithoutDurableLedger(t *testing.T) {
 func TestPaymentCalls(t *testing.T) {
 	client := ddbtest.Client(t)
 	paymentsTable := createPaymentsTable(t, client)
-	idemTable := ddbtest.UniqueName(t, "idem")
-	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
-	})
+	idemTable := createIdempotencyTable(t, client)
 	f := newFaultFunction(t, idemTable, paymentsTable, createProcessorTable(t, client), 0)
 	const key = "payment-calls"
 
@@ -412,11 +395,7 @@ func TestPaymentReadFaults(t *testing.T) {
 	client := ddbtest.Client(t)
 	paymentsTable := createPaymentsTable(t, client)
 	ledgerTable := createProcessorTable(t, client)
-	idemTable := ddbtest.UniqueName(t, "idem")
-	require.NoError(t, dynamostore.CreateTable(context.Background(), client, idemTable))
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(idemTable)})
-	})
+	idemTable := createIdempotencyTable(t, client)
 	reset := faultinject.Rule{Op: "GetItem", Table: paymentsTable, Fault: faultinject.Fault{Kind: faultinject.ConnReset}}
 
 	t.Run("GET /payments/{id}, reset on every attempt", func(t *testing.T) {

@@ -117,12 +117,18 @@ func UniqueName(t testing.TB, prefix string) string {
 // waits until it is ACTIVE and deletes it when the test ends. It returns the table's unique name.
 func Table(t testing.TB, client *dynamodb.Client, prefix string) string {
 	t.Helper()
+	return TableWithKey(t, client, prefix, "id")
+}
+
+// TableWithKey is Table with the string partition key named key (the processor's ledger: "reference").
+func TableWithKey(t testing.TB, client *dynamodb.Client, prefix, key string) string {
+	t.Helper()
 	name := UniqueName(t, prefix)
 	ctx := context.Background()
 	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(key), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(key), KeyType: types.KeyTypeHash}},
 		BillingMode:          types.BillingModePayPerRequest,
 	})
 	if err != nil {
