@@ -365,6 +365,9 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 				o.kind, o.note = notViable, err.Error()
 			} else if runs[i] = selectTests(m); runs[i] == "" {
 				o.kind, o.note = uncovered, "not covered"
+				if cfg.verbose {
+					fmt.Fprintf(os.Stderr, "mutate: %s (not covered) %s:%d %s id=%s\n  - %s\n  + %s\n", o.kind, m.File, m.Line, m.Op, m.ID, m.Orig, m.Mut)
+				}
 			} else {
 				toRun = append(toRun, i)
 			}
@@ -391,7 +394,11 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 				done++
 				if cfg.verbose || kind == survived {
 					m := res.outcomes[i].m
-					fmt.Fprintf(os.Stderr, "mutate: [%d/%d] %s %s:%d %s\n", done, len(toRun), kind, m.File, m.Line, m.Op)
+					// The id too, so that the survivors of a run stopped early can be rerun with -ids.
+					fmt.Fprintf(os.Stderr, "mutate: [%d/%d] %s %s:%d %s id=%s\n", done, len(toRun), kind, m.File, m.Line, m.Op, m.ID)
+					if kind == survived {
+						fmt.Fprintf(os.Stderr, "  - %s\n  + %s\n", m.Orig, m.Mut)
+					}
 				}
 				mu.Unlock()
 			}
