@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -588,6 +589,16 @@ func TestScopeFunction(t *testing.T) {
 	assert.Equal(t, withFn.ID("k"), withFn.ID("k"))
 	shifted := idempotent.Scope{Function: "PaymentFunctionanonymous", Method: "POST", Route: "/payments"}
 	assert.NotEqual(t, withFn.ID("k"), shifted.ID("k"))
+
+	// The documented form, computed independently: SHA-256 of "idemkit/id/v2" and the length-prefixed function,
+	// principal, method, route and key. Records are stored under it, so it must not change.
+	h := sha256.New()
+	h.Write([]byte("idemkit/id/v2"))
+	for _, field := range []string{"PaymentFunction", "anonymous", "POST", "/payments", "k"} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(field))))
+		h.Write([]byte(field))
+	}
+	assert.Equal(t, hex.EncodeToString(h.Sum(nil)), withFn.ID("k"))
 }
 
 // oldSelectFields is SelectFields as releases before fingerprint version 2 wrote it: a map decoded with UseNumber,
