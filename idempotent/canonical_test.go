@@ -148,6 +148,13 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
+		{"EndAfterBrace", `{`, "invalid JSON at offset 1"},
+		{"EndAfterBraceAndSpace", `[{ `, "invalid JSON at offset 3"},
+		{"EndAfterMemberComma", `{"a":1,`, "invalid JSON at offset 7"},
+		{"NonStringName", `{1:2}`, "invalid JSON at offset 1"},
+		{"EndAfterName", `{"a"`, "invalid JSON at offset 4"},
+		{"ColonMissing", `{"a" 1}`, "invalid JSON at offset 5"},
+		{"NameThenBrace", `{"a"}`, "invalid JSON at offset 4"},
 		{"EndAfterArrayValue", `[1`, "invalid JSON at offset 2"},
 		{"EndAfterObjectValue", `{"a":1 `, "invalid JSON at offset 7"},
 		{"ObjectClosedAsArray", `{"a":1]`, "invalid JSON at offset 6"},

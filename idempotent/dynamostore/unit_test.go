@@ -414,8 +414,8 @@ func TestCompletePermanent(t *testing.T) {
 func TestPermanentErrors(t *testing.T) {
 	codes := map[string]bool{
 		"ResourceNotFoundException": true, "AccessDeniedException": true, "ValidationException": true,
-		"UnrecognizedClientException": true,
-		"ThrottlingException":         false, "ProvisionedThroughputExceededException": false, "InternalServerError": false,
+		"UnrecognizedClientException": true, "MissingAuthenticationTokenException": true, "InvalidSignatureException": true,
+		"ThrottlingException": false, "ProvisionedThroughputExceededException": false, "InternalServerError": false,
 	}
 	for code, permanent := range codes {
 		t.Run(code, func(t *testing.T) {
