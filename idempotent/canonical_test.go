@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -189,6 +190,56 @@ func TestCanonicalJSONSameHighSurrogate(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, "{\"\U0001F600\":2,\"\U0001F601\":1}", string(out), in)
 	}
+}
+
+// TestExactJSONFoldedNames: the exact form refuses an object two of whose member names encoding/json would match
+// to one field, whether the names are ASCII (compared pairwise) or not (compared by fold hash), in either order.
+func TestExactJSONFoldedNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		refused  bool
+	}{
+		{"ASCII", `{"amount":1,"AMOUNT":2}`, true},
+		{"ASCIIDistinct", `{"amount":1,"amounts":2}`, false},
+		{"KelvinFirst", `{"\u212a":1,"k":2}`, true},
+		{"KelvinLast", `{"k":1,"\u212a":2}`, true},
+		{"NonASCIIThenZ", `{"\u00e9":0,"z":1,"Z":2}`, true},
+		{"NonASCIIThenA", `{"\u00e9":0,"a":1,"A":2}`, true},
+		{"NonASCIIDistinct", `{"\u00e9":0,"y":1,"Z":2}`, false},
+		{"OneMember", `{"\u212a":1}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := idempotent.ExactJSON([]byte(tc.in))
+			if tc.refused {
+				assert.ErrorContains(t, err, "case folding")
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+// TestCanonicalJSONManyMembers: objects of more than 16 members, which sort another way than small ones, come out
+// sorted too.
+func TestCanonicalJSONManyMembers(t *testing.T) {
+	var in, want strings.Builder
+	in.WriteString("{")
+	want.WriteString("{")
+	for i := 0; i < 20; i++ {
+		if i > 0 {
+			in.WriteString(",")
+			want.WriteString(",")
+		}
+		fmt.Fprintf(&in, `"m%02d":%d`, 19-i, 19-i)
+		fmt.Fprintf(&want, `"m%02d":%d`, i, i)
+	}
+	in.WriteString("}")
+	want.WriteString("}")
+	out, err := idempotent.CanonicalJSON([]byte(in.String()))
+	require.NoError(t, err)
+	assert.Equal(t, want.String(), string(out))
+	_, err = idempotent.CanonicalJSON([]byte(strings.Replace(in.String(), `"m03"`, `"m04"`, 1)))
+	assert.ErrorContains(t, err, "duplicate member name")
 }
 
 func TestCanonicalJSONDepth(t *testing.T) {

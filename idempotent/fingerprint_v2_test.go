@@ -492,6 +492,33 @@ func TestSelectFieldsCaseFolding(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestSelectFieldsExact pins the bytes of selections (JSONEq would merge a repeated member): a path named twice
+// counts once, whitespace before a document or a value is skipped, a path through a value that is not an object
+// selects null, and two members that match one segment make it ambiguous whichever comes last.
+func TestSelectFieldsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		paths     []string
+		want      string
+	}{
+		{"RepeatedPath", `{"a":1,"b":2}`, []string{"a", "b", "a"}, `{"a":1,"b":2}`},
+		{"SpaceBeforeDocument", " \t\r\n{\"a\":1}", []string{"a"}, `{"a":1}`},
+		{"SpaceBeforeValue", `{"a": {"b": 1}}`, []string{"a.b"}, `{"a.b":1}`},
+		{"ThroughNumber", `{"a":1}`, []string{"a.b"}, `{"a.b":null}`},
+		{"ThroughArray", `{"a":[{"b":1}]}`, []string{"a.b"}, `{"a.b":null}`},
+		{"Missing", `{"a":1}`, []string{"c"}, `{"c":null}`},
+		{"ExactLast", `{"A":2,"a":1}`, []string{"a"}, `[{"A":2,"a":1}]`},
+		{"ExactFirst", `{"a":1,"A":2}`, []string{"a"}, `[{"a":1,"A":2}]`},
+		{"ExactTwice", `{"a":1,"a":2}`, []string{"a"}, `[{"a":1,"a":2}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := idempotent.SelectFields([]byte(tc.doc), tc.paths)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
 // TestLegacyRecordsCompareTheOldWay stores a record as the release before fingerprint version 2 wrote it (a bare
 // hex SHA-256) and checks that a retry still gets its replay, that another payload is still a mismatch, and that
 // the version 1 fingerprint is computed only for such a record.

@@ -358,3 +358,50 @@ func TestClaimCompleteHolder(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimCompleteConflictFailures: when the holder cannot be known (its item does not decode, or the read
+// fails), the merged write reports that failure: it is neither success nor a changed record to claim again.
+func TestClaimCompleteConflictFailures(t *testing.T) {
+	s := New(nil, "tbl")
+	bogus, err := s.item(completedRecord(), false)
+	require.NoError(t, err)
+	bogus["status"] = &types.AttributeValueMemberS{Value: "BOGUS"}
+	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}
+	for _, tc := range []struct {
+		name    string
+		old     map[string]types.AttributeValue // returned with the failed condition
+		readErr error                           // of the consistent read, when old is nil
+		want    string
+	}{
+		{name: "Undecodable", old: bogus, want: "BOGUS"},
+		{name: "ReadFails", readErr: throttled, want: "slow down"},
+	} {
+		for _, effects := range [][]idempotent.Effect{nil, {putEffect("orders")}} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, len(effects)), func(t *testing.T) {
+				s.client = fakeAPI{t: t,
+					put: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+						return nil, &types.ConditionalCheckFailedException{Message: aws.String("The conditional request failed"), Item: tc.old}
+					},
+					tx: func(*dynamodb.TransactWriteItemsInput) (*dynamodb.TransactWriteItemsOutput, error) {
+						err := txCancelled("ConditionalCheckFailed", "None").(*types.TransactionCanceledException)
+						err.CancellationReasons[0].Item = tc.old
+						return nil, err
+					},
+					get: func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) { return nil, tc.readErr },
+				}
+				var existing *idempotent.Record
+				var err error
+				require.NotPanics(t, func() {
+					existing, err = s.ClaimComplete(context.Background(), idempotent.Claim{Record: completedRecord(), Now: now}, effects)
+				})
+				require.Error(t, err)
+				assert.Nil(t, existing)
+				assert.ErrorContains(t, err, tc.want)
+				if tc.readErr != nil {
+					assert.ErrorIs(t, err, tc.readErr)
+				}
+				assert.NotErrorIs(t, err, idempotent.ErrRecordChanged)
+			})
+		}
+	}
+}
