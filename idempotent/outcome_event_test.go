@@ -3,6 +3,7 @@ package idempotent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -158,4 +159,66 @@ func TestRunClaimAgainReadsTheClock(t *testing.T) {
 	require.Len(t, claims, 2)
 	assert.Equal(t, base.Add(time.Second), claims[0], "the first claim is made at Run's start, its first reading")
 	assert.True(t, claims[1].After(claims[0]), "the second claim reads the clock again: %s, then %s", claims[0], claims[1])
+}
+
+// heldTwice answers the first claim with a running holder that has released the key by the first read, and the
+// second claim with another running holder, whose record every later read returns.
+type heldTwice struct {
+	*memstore.Store
+	holder        func(owner string) *idempotent.Record
+	mu            sync.Mutex
+	claims, reads int
+}
+
+func (s *heldTwice) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claims++
+	return s.holder(fmt.Sprint("holder-", s.claims)), nil
+}
+
+func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.reads == 1 {
+		return nil, nil
+	}
+	return s.holder("holder-2"), nil
+}
+
+// TestRunWaitsOnce: a request waits for a running holder once; when the key it then claims is held again, it
+// answers ErrInProgress at once instead of waiting a second time.
+func TestRunWaitsOnce(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := idempotenttest.NewClock(base)
+	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+	}}
+	var log eventLog
+	e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrInProgress)
+	assert.Equal(t, 2, store.claims)
+	assert.Equal(t, 1, store.reads, "one wait, ended by the release")
+	assert.Equal(t, 1, log.only(t).Waits)
+}
+
+// TestAddEffectAfterPanic: a handler that panics ends its execution: an effect added afterwards through its
+// context (by a goroutine it left behind) is refused, so the caller writes it itself rather than losing it.
+func TestAddEffectAfterPanic(t *testing.T) {
+	e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
+	var hctx context.Context
+	require.PanicsWithValue(t, "boom", func() {
+		_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+			func(ctx context.Context) (string, error) {
+				hctx = ctx
+				require.True(t, idempotent.AddEffect(ctx, "before"))
+				panic("boom")
+			})
+	})
+	require.NotNil(t, hctx)
+	assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
 }
