@@ -222,3 +222,62 @@ func TestAddEffectAfterPanic(t *testing.T) {
 	require.NotNil(t, hctx)
 	assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
 }
+
+// completeHook is a memstore whose Complete fails with err.
+type completeHook struct {
+	*memstore.Store
+	err error
+}
+
+func (s *completeHook) Complete(context.Context, idempotent.Record, []idempotent.Effect) error {
+	return s.err
+}
+
+// unencodable is a codec that cannot encode.
+type unencodable struct{ idempotent.JSONCodec[string] }
+
+func (unencodable) Encode(string) ([]byte, error) { return nil, errors.New("cannot encode") }
+
+// TestRunReleasesUncommittedEffects: when a handler's effects cannot commit with a recorded response (the record
+// policy declines the response, the response does not encode, or an effect's own condition fails), nothing was
+// written, so the key is released for a retry to run the handler again, even for a single effect.
+func TestRunReleasesUncommittedEffects(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	effectFailed := fmt.Errorf("condition of effect 0 failed: %w", idempotent.ErrEffectFailed)
+	for _, tc := range []struct {
+		name        string
+		spec        idempotent.Spec[string]
+		completeErr error
+		want        error
+		storeError  bool
+	}{
+		{name: "RecordPolicyDeclines", spec: idempotent.Spec[string]{Record: func(string) bool { return false }}, storeError: true},
+		{name: "EncodeFails", spec: idempotent.Spec[string]{Codec: unencodable{}}, storeError: true},
+		{name: "EffectFailed", completeErr: effectFailed, want: idempotent.ErrEffectFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memstore.New()
+			store := idempotent.Store(mem)
+			if tc.completeErr != nil {
+				store = &completeHook{Store: mem, err: tc.completeErr}
+			}
+			e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)))
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			_, err := idempotent.Run(context.Background(), e, req, tc.spec, func(ctx context.Context) (string, error) {
+				require.True(t, idempotent.AddEffect(ctx, "write"))
+				return "ok", nil
+			})
+			require.Error(t, err)
+			if tc.storeError {
+				var se *idempotent.StoreError
+				assert.ErrorAs(t, err, &se)
+			}
+			if tc.want != nil {
+				assert.ErrorIs(t, err, tc.want)
+			}
+			rec, err := mem.Get(context.Background(), req.Scope.ID(req.Key), base)
+			require.NoError(t, err)
+			assert.Nil(t, rec, "the key is released")
+		})
+	}
+}
