@@ -149,6 +149,9 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
+		{"MisspelledTrue", `[tru]`, "invalid JSON at offset 1"},
+		{"MisspelledFalse", `[1,fals]`, "invalid JSON at offset 3"},
+		{"TruncatedNull", `nul`, "invalid JSON at offset 0"},
 		{"EndAfterBrace", `{`, "invalid JSON at offset 1"},
 		{"EndAfterBraceAndSpace", `[{ `, "invalid JSON at offset 3"},
 		{"EndAfterMemberComma", `{"a":1,`, "invalid JSON at offset 7"},
