@@ -221,105 +221,123 @@ func skipSpace[S text](src S, i int) int {
 	return i
 }
 
-// parse canonicalises c.src into c.out. It keeps its own stack, so nesting costs no Go stack.
+// parse canonicalises c.src into c.out. It keeps its own stack, so nesting costs no Go stack. It alternates
+// between two steps: value reads what starts where a value is expected, next what follows a value inside an
+// array or object; either says whether a value is expected after it. The document ends with its top-level value.
 func (c *parser[S]) parse() error {
-	src := c.src
-	i := 0
+	i, wantValue := 0, true
 	var err error
-	needValue := true
 	for {
-		if needValue {
-			i = skipSpace(src, i)
-			if i >= len(src) {
-				return c.fail(errSyntax, i)
-			}
-			switch b := src[i]; {
-			case b == '{' || b == '[':
-				if len(c.stack) >= maxDepth {
-					return c.fail(errDepth, i)
-				}
-				c.stack = append(c.stack, frame{object: b == '{', sorted: true, start: len(c.out), members: len(c.members)})
-				c.out = append(c.out, b)
-				i = skipSpace(src, i+1)
-				if i < len(src) && src[i] == b+2 { // '{'+2 is '}', '['+2 is ']'
-					c.out = append(c.out, b+2)
-					c.stack = c.stack[:len(c.stack)-1]
-					i++
-					needValue = false
-					break
-				}
-				if b == '{' {
-					if i, err = c.member(i); err != nil {
-						return err
-					}
-				}
-				continue
-			case b == '"':
-				if i, _, err = c.str(i, false); err != nil {
-					return err
-				}
-			case b == 't':
-				i, err = c.literal(i, "true")
-			case b == 'f':
-				i, err = c.literal(i, "false")
-			case b == 'n':
-				i, err = c.literal(i, "null")
-			default:
-				i, err = c.number(i)
-			}
-			if err != nil {
-				return err
-			}
-			needValue = false
-		}
-
-		// A value ended at i.
-		i = skipSpace(src, i)
-		if len(c.stack) == 0 {
-			if i != len(src) {
-				return c.fail(errSyntax, i)
-			}
-			return nil
-		}
-		if i >= len(src) {
-			return c.fail(errSyntax, i)
-		}
-		top := &c.stack[len(c.stack)-1]
-		switch src[i] {
-		case ',':
-			if top.object {
-				c.members[len(c.members)-1].end = len(c.out)
-				c.out = append(c.out, ',')
-				if i, err = c.member(i + 1); err != nil {
-					return err
-				}
-			} else {
-				c.out = append(c.out, ',')
-				i++
-			}
-			needValue = true
-		case '}':
-			if !top.object {
-				return c.fail(errSyntax, i)
-			}
-			c.members[len(c.members)-1].end = len(c.out)
-			c.out = append(c.out, '}')
-			if err := c.closeObject(top); err != nil {
-				return c.fail(err, i)
-			}
-			c.stack = c.stack[:len(c.stack)-1]
-			i++
-		case ']':
-			if top.object {
-				return c.fail(errSyntax, i)
-			}
-			c.out = append(c.out, ']')
-			c.stack = c.stack[:len(c.stack)-1]
-			i++
+		switch {
+		case wantValue:
+			i, wantValue, err = c.value(i)
+		case len(c.stack) == 0:
+			return c.end(i)
 		default:
-			return c.fail(errSyntax, i)
+			i, wantValue, err = c.next(i)
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// value reads the value that starts at i, after spaces. A scalar or an empty array or object ends there: value
+// returns the position after it and false. An array or object with content stays open on the stack: value
+// returns the position of its first value (after the first member name of an object) and true.
+func (c *parser[S]) value(i int) (int, bool, error) {
+	src := c.src
+	i = skipSpace(src, i)
+	if i >= len(src) {
+		return i, false, c.fail(errSyntax, i)
+	}
+	var err error
+	switch src[i] {
+	case '{', '[':
+		return c.open(i)
+	case '"':
+		i, _, err = c.str(i, false)
+	case 't':
+		i, err = c.literal(i, "true")
+	case 'f':
+		i, err = c.literal(i, "false")
+	case 'n':
+		i, err = c.literal(i, "null")
+	default:
+		i, err = c.number(i)
+	}
+	return i, false, err
+}
+
+// open starts the array or object whose bracket is at i; its results are value's.
+func (c *parser[S]) open(i int) (int, bool, error) {
+	src := c.src
+	b := src[i]
+	if len(c.stack) >= maxDepth {
+		return i, false, c.fail(errDepth, i)
+	}
+	c.stack = append(c.stack, frame{object: b == '{', sorted: true, start: len(c.out), members: len(c.members)})
+	c.out = append(c.out, b)
+	i = skipSpace(src, i+1)
+	if i < len(src) && src[i] == b+2 { // '{'+2 is '}', '['+2 is ']'
+		c.out = append(c.out, b+2)
+		c.stack = c.stack[:len(c.stack)-1]
+		return i + 1, false, nil
+	}
+	if b == '{' {
+		i, err := c.member(i)
+		return i, true, err
+	}
+	return i, true, nil
+}
+
+// next reads what follows a value inside the innermost open array or object, after spaces: a ',' and, in an
+// object, the next member name (next returns true: a value follows), or the bracket that closes the array or
+// object, which is then a value that ended (false).
+func (c *parser[S]) next(i int) (int, bool, error) {
+	src := c.src
+	i = skipSpace(src, i)
+	if i >= len(src) {
+		return i, false, c.fail(errSyntax, i)
+	}
+	top := &c.stack[len(c.stack)-1]
+	switch src[i] {
+	case ',':
+		if !top.object {
+			c.out = append(c.out, ',')
+			return i + 1, true, nil
+		}
+		c.members[len(c.members)-1].end = len(c.out)
+		c.out = append(c.out, ',')
+		i, err := c.member(i + 1)
+		return i, true, err
+	case '}':
+		if !top.object {
+			return i, false, c.fail(errSyntax, i)
+		}
+		c.members[len(c.members)-1].end = len(c.out)
+		c.out = append(c.out, '}')
+		if err := c.closeObject(top); err != nil {
+			return i, false, c.fail(err, i)
+		}
+	case ']':
+		if top.object {
+			return i, false, c.fail(errSyntax, i)
+		}
+		c.out = append(c.out, ']')
+	default:
+		return i, false, c.fail(errSyntax, i)
+	}
+	c.stack = c.stack[:len(c.stack)-1]
+	return i + 1, false, nil
+}
+
+// end checks that only spaces follow the top-level value, which ended at i.
+func (c *parser[S]) end(i int) error {
+	if i = skipSpace(c.src, i); i != len(c.src) {
+		return c.fail(errSyntax, i)
+	}
+	return nil
 }
 
 // member parses a member name and its colon at i (after '{' or ','), writes them and opens the member.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -142,6 +143,108 @@ func TestCanonicalJSONRefuses(t *testing.T) {
 	}
 }
 
+// TestCanonicalJSONErrorOffset: each way a document can end or go wrong inside an array, an object or a string is
+// refused, and the error names the offset of the byte that broke it.
+func TestCanonicalJSONErrorOffset(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"MisspelledTrue", `[tru]`, "invalid JSON at offset 1"},
+		{"MisspelledFalse", `[1,fals]`, "invalid JSON at offset 3"},
+		{"TruncatedNull", `nul`, "invalid JSON at offset 0"},
+		{"EndAfterBrace", `{`, "invalid JSON at offset 1"},
+		{"EndAfterBraceAndSpace", `[{ `, "invalid JSON at offset 3"},
+		{"EndAfterMemberComma", `{"a":1,`, "invalid JSON at offset 7"},
+		{"NonStringName", `{1:2}`, "invalid JSON at offset 1"},
+		{"EndAfterName", `{"a"`, "invalid JSON at offset 4"},
+		{"ColonMissing", `{"a" 1}`, "invalid JSON at offset 5"},
+		{"NameThenBrace", `{"a"}`, "invalid JSON at offset 4"},
+		{"EndAfterArrayValue", `[1`, "invalid JSON at offset 2"},
+		{"EndAfterObjectValue", `{"a":1 `, "invalid JSON at offset 7"},
+		{"ObjectClosedAsArray", `{"a":1]`, "invalid JSON at offset 6"},
+		{"ArrayClosedAsObject", `[1}`, "invalid JSON at offset 2"},
+		{"NoCommaInArray", `[1 2]`, "invalid JSON at offset 3"},
+		{"NoCommaInObject", `{"a":1 "b":2}`, "invalid JSON at offset 7"},
+		{"EndAfterComma", `[1,`, "invalid JSON at offset 3"},
+		{"EndAfterEscape", `"\n`, "invalid JSON at offset 3"},
+		{"EndInEscape", `"\`, "invalid JSON at offset 1"},
+		{"EndInNameAfterEscape", `{"\n`, "invalid JSON at offset 4"},
+		{"NonHexDigit", `"\u00G1"`, "invalid JSON at offset 1"},
+		{"NonHexDigitLast", `"\u000g"`, "invalid JSON at offset 1"},
+		{"ShortUnicodeEscape", `"\u12"`, "invalid JSON at offset 1"},
+		{"BadLowSurrogateDigits", `"\ud800\uZZZZ"`, "invalid JSON at offset 7"},
+		{"LowSurrogateOutOfRange", `"\ud800\ue000"`, "unpaired surrogate escape at offset 1"},
+		{"TrailingText", `{} x`, "invalid JSON at offset 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := idempotent.CanonicalJSON([]byte(tc.in))
+			require.Error(t, err)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// TestCanonicalJSONSameHighSurrogate: member names whose first characters are outside the BMP and share a high
+// surrogate sort by the low surrogate, that is by code point (U+1F600 before U+1F601), whatever order they arrive in.
+func TestCanonicalJSONSameHighSurrogate(t *testing.T) {
+	for _, in := range []string{`{"\ud83d\ude01":1,"\ud83d\ude00":2}`, `{"\ud83d\ude00":2,"\ud83d\ude01":1}`,
+		"{\"\U0001F601\":1,\"\U0001F600\":2}"} {
+		out, err := idempotent.CanonicalJSON([]byte(in))
+		require.NoError(t, err, in)
+		assert.Equal(t, "{\"\U0001F600\":2,\"\U0001F601\":1}", string(out), in)
+	}
+}
+
+// TestExactJSONFoldedNames: the exact form refuses an object two of whose member names encoding/json would match
+// to one field, whether the names are ASCII (compared pairwise) or not (compared by fold hash), in either order.
+func TestExactJSONFoldedNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		refused  bool
+	}{
+		{"ASCII", `{"amount":1,"AMOUNT":2}`, true},
+		{"ASCIIDistinct", `{"amount":1,"amounts":2}`, false},
+		{"KelvinFirst", `{"\u212a":1,"k":2}`, true},
+		{"KelvinLast", `{"k":1,"\u212a":2}`, true},
+		{"NonASCIIThenZ", `{"\u00e9":0,"z":1,"Z":2}`, true},
+		{"NonASCIIThenA", `{"\u00e9":0,"a":1,"A":2}`, true},
+		{"NonASCIIDistinct", `{"\u00e9":0,"y":1,"Z":2}`, false},
+		{"OneMember", `{"\u212a":1}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := idempotent.ExactJSON([]byte(tc.in))
+			if tc.refused {
+				assert.ErrorContains(t, err, "case folding")
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+// TestCanonicalJSONManyMembers: objects of more than 16 members, which sort another way than small ones, come out
+// sorted too.
+func TestCanonicalJSONManyMembers(t *testing.T) {
+	var in, want strings.Builder
+	in.WriteString("{")
+	want.WriteString("{")
+	for i := 0; i < 20; i++ {
+		if i > 0 {
+			in.WriteString(",")
+			want.WriteString(",")
+		}
+		fmt.Fprintf(&in, `"m%02d":%d`, 19-i, 19-i)
+		fmt.Fprintf(&want, `"m%02d":%d`, i, i)
+	}
+	in.WriteString("}")
+	want.WriteString("}")
+	out, err := idempotent.CanonicalJSON([]byte(in.String()))
+	require.NoError(t, err)
+	assert.Equal(t, want.String(), string(out))
+	_, err = idempotent.CanonicalJSON([]byte(strings.Replace(in.String(), `"m03"`, `"m04"`, 1)))
+	assert.ErrorContains(t, err, "duplicate member name")
+}
+
 func TestCanonicalJSONDepth(t *testing.T) {
 	deep := func(n int, open, close string) []byte {
 		return []byte(strings.Repeat(open, n) + "0" + strings.Repeat(close, n))
@@ -274,6 +377,17 @@ func TestFingerprintAllocations(t *testing.T) {
 	idempotent.Fingerprint("POST", "/payments", body)
 	allocs := testing.AllocsPerRun(100, func() { idempotent.Fingerprint("POST", "/payments", body) })
 	assert.LessOrEqual(t, allocs, 1.0, "only the returned string")
+
+	// CanonicalJSON and the version 1 fingerprint return their canonicaliser to the pool too.
+	bodyString := string(body)
+	for name, f := range map[string]func(){
+		"CanonicalJSON":           func() { _, _ = idempotent.CanonicalJSON(body) },
+		"LegacyFingerprint":       func() { idempotent.LegacyFingerprint("POST", "/payments", body) },
+		"LegacyFingerprintString": func() { idempotent.LegacyFingerprintString("POST", "/payments", bodyString) },
+	} {
+		f()
+		assert.LessOrEqual(t, testing.AllocsPerRun(100, f), 1.0, "%s: only the returned value", name)
+	}
 }
 
 // jcsCanonical is the canonicaliser of earlier releases: encoding/json's validation, then jcs.

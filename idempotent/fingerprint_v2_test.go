@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -491,6 +492,33 @@ func TestSelectFieldsCaseFolding(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestSelectFieldsExact pins the bytes of selections (JSONEq would merge a repeated member): a path named twice
+// counts once, whitespace before a document or a value is skipped, a path through a value that is not an object
+// selects null, and two members that match one segment make it ambiguous whichever comes last.
+func TestSelectFieldsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		paths     []string
+		want      string
+	}{
+		{"RepeatedPath", `{"a":1,"b":2}`, []string{"a", "b", "a"}, `{"a":1,"b":2}`},
+		{"SpaceBeforeDocument", " \t\r\n{\"a\":1}", []string{"a"}, `{"a":1}`},
+		{"SpaceBeforeValue", `{"a": {"b": 1}}`, []string{"a.b"}, `{"a.b":1}`},
+		{"ThroughNumber", `{"a":1}`, []string{"a.b"}, `{"a.b":null}`},
+		{"ThroughArray", `{"a":[{"b":1}]}`, []string{"a.b"}, `{"a.b":null}`},
+		{"Missing", `{"a":1}`, []string{"c"}, `{"c":null}`},
+		{"ExactLast", `{"A":2,"a":1}`, []string{"a"}, `[{"A":2,"a":1}]`},
+		{"ExactFirst", `{"a":1,"A":2}`, []string{"a"}, `[{"a":1,"A":2}]`},
+		{"ExactTwice", `{"a":1,"a":2}`, []string{"a"}, `[{"a":1,"a":2}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := idempotent.SelectFields([]byte(tc.doc), tc.paths)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
 // TestLegacyRecordsCompareTheOldWay stores a record as the release before fingerprint version 2 wrote it (a bare
 // hex SHA-256) and checks that a retry still gets its replay, that another payload is still a mismatch, and that
 // the version 1 fingerprint is computed only for such a record.
@@ -588,6 +616,16 @@ func TestScopeFunction(t *testing.T) {
 	assert.Equal(t, withFn.ID("k"), withFn.ID("k"))
 	shifted := idempotent.Scope{Function: "PaymentFunctionanonymous", Method: "POST", Route: "/payments"}
 	assert.NotEqual(t, withFn.ID("k"), shifted.ID("k"))
+
+	// The documented form, computed independently: SHA-256 of "idemkit/id/v2" and the length-prefixed function,
+	// principal, method, route and key. Records are stored under it, so it must not change.
+	h := sha256.New()
+	h.Write([]byte("idemkit/id/v2"))
+	for _, field := range []string{"PaymentFunction", "anonymous", "POST", "/payments", "k"} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(field))))
+		h.Write([]byte(field))
+	}
+	assert.Equal(t, hex.EncodeToString(h.Sum(nil)), withFn.ID("k"))
 }
 
 // oldSelectFields is SelectFields as releases before fingerprint version 2 wrote it: a map decoded with UseNumber,

@@ -414,8 +414,8 @@ func TestCompletePermanent(t *testing.T) {
 func TestPermanentErrors(t *testing.T) {
 	codes := map[string]bool{
 		"ResourceNotFoundException": true, "AccessDeniedException": true, "ValidationException": true,
-		"UnrecognizedClientException": true,
-		"ThrottlingException":         false, "ProvisionedThroughputExceededException": false, "InternalServerError": false,
+		"UnrecognizedClientException": true, "MissingAuthenticationTokenException": true, "InvalidSignatureException": true,
+		"ThrottlingException": false, "ProvisionedThroughputExceededException": false, "InternalServerError": false,
 	}
 	for code, permanent := range codes {
 		t.Run(code, func(t *testing.T) {
@@ -431,12 +431,16 @@ func TestPermanentErrors(t *testing.T) {
 			s := New(fail, "tbl")
 			_, claimErr := s.Claim(context.Background(), idempotent.Claim{Record: record(), Now: now})
 			_, getErr := s.Get(context.Background(), record().ID, now)
+			_, mergedErr := s.ClaimComplete(context.Background(), idempotent.Claim{Record: record(), Now: now}, nil)
+			_, mergedTxErr := s.ClaimComplete(context.Background(), idempotent.Claim{Record: record(), Now: now}, []idempotent.Effect{putEffect("o")})
 			for op, err := range map[string]error{
-				"claim":    claimErr,
-				"complete": s.Complete(context.Background(), completedRecord(), nil),
-				"atomic":   s.Complete(context.Background(), completedRecord(), []idempotent.Effect{types.TransactWriteItem{Put: &types.Put{TableName: aws.String("o"), Item: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "1"}}}}}),
-				"release":  s.Release(context.Background(), record().ID, "owner-1"),
-				"get":      getErr,
+				"claim":                  claimErr,
+				"complete":               s.Complete(context.Background(), completedRecord(), nil),
+				"atomic":                 s.Complete(context.Background(), completedRecord(), []idempotent.Effect{types.TransactWriteItem{Put: &types.Put{TableName: aws.String("o"), Item: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "1"}}}}}),
+				"release":                s.Release(context.Background(), record().ID, "owner-1"),
+				"get":                    getErr,
+				"claim-complete":         mergedErr,
+				"claim-complete-effects": mergedTxErr,
 			} {
 				require.ErrorIs(t, err, apiErr, "%s: the SDK error stays reachable", op)
 				assert.Equal(t, permanent, errors.Is(err, idempotent.ErrPermanent), op)

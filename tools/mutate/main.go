@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,6 +48,7 @@ const ddbtestPkg = "github.com/idemkit/idemkit/internal/ddblocal/ddbtest"
 type config struct {
 	files      *regexp.Regexp
 	ids        map[string]bool // when not empty, only these mutants
+	sample     uint64          // when > 1, only the mutants whose id is 0 modulo sample
 	run        string
 	jobs       int
 	factor     float64
@@ -68,13 +70,14 @@ func main() {
 		out     = flag.String("out", "", "write the report here as well as to stdout")
 		minPct  = flag.Float64("min", 0, "exit 1 when a package scores below this percentage")
 		verbose = flag.Bool("v", false, "print each mutant's result as it finishes")
+		sample  = flag.Uint64("sample", 0, "run only about one mutant in `n`, chosen by id (stable across runs): an estimate of the score where a full run takes too long")
 	)
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: mutate [flags] package...")
 		os.Exit(2)
 	}
-	cfg := config{run: *run, jobs: max(1, *jobs), factor: *factor, minTimeout: *minTO, min: *minPct, verbose: *verbose}
+	cfg := config{run: *run, jobs: max(1, *jobs), factor: *factor, minTimeout: *minTO, min: *minPct, verbose: *verbose, sample: *sample}
 	if *files != "" {
 		cfg.files = regexp.MustCompile(*files)
 	}
@@ -295,7 +298,7 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 			return nil, err
 		}
 		for _, m := range ms {
-			if len(cfg.ids) == 0 || cfg.ids[m.ID] {
+			if (len(cfg.ids) == 0 || cfg.ids[m.ID]) && sampled(m.ID, cfg.sample) {
 				mutants = append(mutants, m)
 			}
 		}
@@ -365,6 +368,9 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 				o.kind, o.note = notViable, err.Error()
 			} else if runs[i] = selectTests(m); runs[i] == "" {
 				o.kind, o.note = uncovered, "not covered"
+				if cfg.verbose {
+					fmt.Fprintf(os.Stderr, "mutate: %s (not covered) %s:%d %s id=%s\n  - %s\n  + %s\n", o.kind, m.File, m.Line, m.Op, m.ID, m.Orig, m.Mut)
+				}
 			} else {
 				toRun = append(toRun, i)
 			}
@@ -391,7 +397,11 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 				done++
 				if cfg.verbose || kind == survived {
 					m := res.outcomes[i].m
-					fmt.Fprintf(os.Stderr, "mutate: [%d/%d] %s %s:%d %s\n", done, len(toRun), kind, m.File, m.Line, m.Op)
+					// The id too, so that the survivors of a run stopped early can be rerun with -ids.
+					fmt.Fprintf(os.Stderr, "mutate: [%d/%d] %s %s:%d %s id=%s\n", done, len(toRun), kind, m.File, m.Line, m.Op, m.ID)
+					if kind == survived {
+						fmt.Fprintf(os.Stderr, "  - %s\n  + %s\n", m.Orig, m.Mut)
+					}
 				}
 				mu.Unlock()
 			}
@@ -500,4 +510,14 @@ func tail(b []byte) string {
 		lines = lines[len(lines)-40:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// sampled reports whether the mutant with this id (hex) is among one in n (every mutant when n <= 1). The id is a
+// hash, so the sample is spread over the file's operators and lines, and the same mutants are chosen every run.
+func sampled(id string, n uint64) bool {
+	if n <= 1 {
+		return true
+	}
+	v, err := strconv.ParseUint(id, 16, 64)
+	return err != nil || v%n == 0
 }

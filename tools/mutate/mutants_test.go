@@ -91,3 +91,18 @@ func TestReadEquivalent(t *testing.T) {
 	_, err = readEquivalent(p)
 	assert.ErrorContains(t, err, "reason", "a reason is required")
 }
+
+func TestSampled(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		n    uint64
+		want bool
+	}{
+		{"00000000a3", 0, true}, {"00000000a3", 1, true},
+		{"0000000000", 4, true}, {"0000000004", 4, true}, {"00000000a4", 4, true},
+		{"0000000001", 4, false}, {"0000000003", 4, false}, {"00000000a3", 4, false},
+		{"0000000005", 5, true}, {"0000000004", 5, false},
+	} {
+		assert.Equal(t, tc.want, sampled(tc.id, tc.n), "%s in 1/%d", tc.id, tc.n)
+	}
+}

@@ -148,7 +148,7 @@ func ParseHTTPResponse(payload []byte) (*ProxyResponse, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: not JSON", ErrMalformedResponse)
+		return nil, fmt.Errorf("%w: not JSON: %w", ErrMalformedResponse, err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: more than one JSON value", ErrMalformedResponse)
@@ -168,10 +168,13 @@ func ParseHTTPResponse(payload []byte) (*ProxyResponse, error) {
 	d := json.NewDecoder(bytes.NewReader(payload))
 	d.UseNumber()
 	if err := d.Decode(&resp); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
 	code, err := resp.StatusCode.Int64()
-	if err != nil || code < 100 || code > 599 {
+	if err != nil {
+		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status: %w", ErrMalformedResponse, resp.StatusCode.String(), err)
+	}
+	if code < 100 || code > 599 {
 		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, resp.StatusCode.String())
 	}
 	out := &ProxyResponse{StatusCode: int(code), Header: http.Header{}}
@@ -189,7 +192,7 @@ func ParseHTTPResponse(payload []byte) (*ProxyResponse, error) {
 		out.Body = []byte(*resp.Body)
 		if resp.IsBase64Encoded != nil && *resp.IsBase64Encoded {
 			if out.Body, err = base64.StdEncoding.DecodeString(*resp.Body); err != nil {
-				return nil, fmt.Errorf("%w: body is not valid base64", ErrMalformedResponse)
+				return nil, fmt.Errorf("%w: body is not valid base64: %w", ErrMalformedResponse, err)
 			}
 		}
 	}

@@ -29,7 +29,10 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || raw == nil {
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%w: not a JSON object: %w", ErrMalformedResponse, err)
+	}
+	if raw == nil { // JSON null
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformedResponse)
 	}
 	for k := range raw {
@@ -49,7 +52,7 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 	d := json.NewDecoder(bytes.NewReader(payload))
 	d.UseNumber()
 	if err := d.Decode(&resp); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
 	if sc := bytes.TrimSpace(raw["statusCode"]); len(sc) > 0 && sc[0] == '"' {
 		return nil, fmt.Errorf("%w: statusCode must be a number, not %s", ErrMalformedResponse, sc)
@@ -58,7 +61,10 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 		return nil, fmt.Errorf("%w: statusCode is missing", ErrMalformedResponse)
 	}
 	code, err := resp.StatusCode.Int64()
-	if err != nil || code < 100 || code > 599 {
+	if err != nil {
+		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status: %w", ErrMalformedResponse, resp.StatusCode.String(), err)
+	}
+	if code < 100 || code > 599 {
 		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, resp.StatusCode.String())
 	}
 	out := &ProxyResponse{StatusCode: int(code), Header: http.Header{}}
@@ -79,7 +85,7 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 		out.Body = []byte(*resp.Body)
 		if resp.IsBase64Encoded != nil && *resp.IsBase64Encoded {
 			if out.Body, err = base64.StdEncoding.DecodeString(*resp.Body); err != nil {
-				return nil, fmt.Errorf("%w: body is not valid base64", ErrMalformedResponse)
+				return nil, fmt.Errorf("%w: body is not valid base64: %w", ErrMalformedResponse, err)
 			}
 		}
 	}

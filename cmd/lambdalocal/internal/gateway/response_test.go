@@ -1,7 +1,12 @@
 package gateway_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,5 +64,38 @@ func TestParseResponseMalformed(t *testing.T) {
 			_, err := gateway.ParseResponse([]byte(payload))
 			assert.ErrorIs(t, err, gateway.ErrMalformedResponse)
 		})
+	}
+}
+
+// The cause of a malformed response stays matchable with errors.As, so a caller can tell a syntax error from a
+// wrong type or a bad base64 body.
+func TestParseResponseWrapsCause(t *testing.T) {
+	for _, parse := range []struct {
+		name string
+		fn   func([]byte) (*gateway.ProxyResponse, error)
+	}{
+		{"1.0", gateway.ParseResponse},
+		{"2.0", gateway.ParseHTTPResponse},
+	} {
+		for _, tc := range []struct {
+			name    string
+			payload string
+			as      func(error) bool
+		}{
+			{"syntax", `{"statusCode":}`, func(err error) bool { var e *json.SyntaxError; return errors.As(err, &e) }},
+			{"truncated", `{"statusCode":`, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+			{"wrong type", `{"statusCode":200,"body":{"a":1}}`,
+				func(err error) bool { var e *json.UnmarshalTypeError; return errors.As(err, &e) }},
+			{"fraction status", `{"statusCode":200.5}`,
+				func(err error) bool { var e *strconv.NumError; return errors.As(err, &e) }},
+			{"bad base64", `{"statusCode":200,"body":"***","isBase64Encoded":true}`,
+				func(err error) bool { var e base64.CorruptInputError; return errors.As(err, &e) }},
+		} {
+			t.Run(parse.name+"/"+tc.name, func(t *testing.T) {
+				_, err := parse.fn([]byte(tc.payload))
+				require.ErrorIs(t, err, gateway.ErrMalformedResponse)
+				assert.True(t, tc.as(err), "cause not wrapped: %v", err)
+			})
+		}
 	}
 }

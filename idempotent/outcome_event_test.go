@@ -1,0 +1,283 @@
+package idempotent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
+	"github.com/idemkit/idemkit/idempotent/memstore"
+)
+
+// eventLog records the events an engine reports to its outcome hook.
+type eventLog struct {
+	mu     sync.Mutex
+	events []idempotent.Event
+}
+
+func (l *eventLog) hook(_ context.Context, ev idempotent.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+func (l *eventLog) only(t *testing.T) idempotent.Event {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Len(t, l.events, 1)
+	return l.events[0]
+}
+
+// claimHook is a memstore whose Claim a test can answer itself: when claim returns answered, its answer is used.
+type claimHook struct {
+	*memstore.Store
+	claim func(c idempotent.Claim) (rec *idempotent.Record, answered bool, err error)
+}
+
+func (s *claimHook) Claim(ctx context.Context, c idempotent.Claim) (*idempotent.Record, error) {
+	if rec, answered, err := s.claim(c); answered {
+		return rec, err
+	}
+	return s.Store.Claim(ctx, c)
+}
+
+// TestRunOutcomeEvents: every way Run decides reaches the outcome hook with its outcome, and with the record ID
+// once a valid key gave one.
+func TestRunOutcomeEvents(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	scope := idempotent.Scope{Principal: "p", Method: "POST", Route: "/r"}
+	const key = "key-1"
+	holder := func(leaseEnd time.Time) idempotent.Record {
+		return idempotent.Record{ID: scope.ID(key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "other",
+			LeaseEnd: leaseEnd, ExpiresAt: base.Add(time.Hour)}
+	}
+	storeFails := errors.New("store down")
+	tests := []struct {
+		name     string
+		req      idempotent.Request
+		opts     []idempotent.Option
+		nilStore bool
+		held     *idempotent.Record // claimed by another request before Run
+		claimErr error
+		wantErr  error
+		want     idempotent.Outcome
+		wantID   bool
+	}{
+		{name: "Disabled", req: idempotent.Request{Key: key, Scope: scope}, nilStore: true,
+			opts: []idempotent.Option{idempotent.WithDisabled(true)}, want: idempotent.OutcomePassThrough},
+		{name: "OptionalKeyAbsent", req: idempotent.Request{KeyOptional: true, Scope: scope}, want: idempotent.OutcomePassThrough},
+		{name: "MissingKey", req: idempotent.Request{Scope: scope}, wantErr: idempotent.ErrMissingKey, want: idempotent.OutcomeMissingKey},
+		{name: "InvalidKey", req: idempotent.Request{Key: "a b", Scope: scope}, wantErr: idempotent.ErrInvalidKey, want: idempotent.OutcomeInvalidKey},
+		{name: "ClaimFails", req: idempotent.Request{Key: key, Scope: scope, Fingerprint: "fp"}, claimErr: storeFails,
+			wantErr: storeFails, want: idempotent.OutcomeStoreError, wantID: true},
+		{name: "InProgress", req: idempotent.Request{Key: key, Scope: scope, Fingerprint: "fp"}, held: ptr(holder(base.Add(time.Minute))),
+			wantErr: idempotent.ErrInProgress, want: idempotent.OutcomeInProgress, wantID: true},
+		{name: "LeaseEndedRefuse", req: idempotent.Request{Key: key, Scope: scope, Fingerprint: "fp"}, held: ptr(holder(base.Add(-time.Second))),
+			opts: []idempotent.Option{idempotent.WithLeasePolicy(idempotent.LeaseRefuse)}, wantErr: idempotent.ErrOutcomeUnknown,
+			want: idempotent.OutcomeUnknown, wantID: true},
+		{name: "Executed", req: idempotent.Request{Key: key, Scope: scope, Fingerprint: "fp"}, want: idempotent.OutcomeExecuted, wantID: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log eventLog
+			opts := append([]idempotent.Option{idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook)}, tc.opts...)
+			var store idempotent.Store
+			if !tc.nilStore {
+				mem := memstore.New()
+				if tc.held != nil {
+					_, err := mem.Claim(context.Background(), idempotent.Claim{Record: *tc.held, Now: base.Add(-time.Minute)})
+					require.NoError(t, err)
+				}
+				store = &claimHook{Store: mem, claim: func(idempotent.Claim) (*idempotent.Record, bool, error) {
+					return nil, tc.claimErr != nil, tc.claimErr
+				}}
+			}
+			e := idempotent.New(store, opts...)
+			ran := false
+			_, err := idempotent.Run(context.Background(), e, tc.req, idempotent.Spec[string]{}, func(context.Context) (string, error) {
+				ran = true
+				return "ok", nil
+			})
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.False(t, ran)
+			} else {
+				require.NoError(t, err)
+				assert.True(t, ran)
+			}
+			ev := log.only(t)
+			assert.Equal(t, tc.want, ev.Outcome, "outcome %s", ev.Outcome)
+			if tc.wantID {
+				assert.Equal(t, scope.ID(key), ev.ID)
+			} else {
+				assert.Empty(t, ev.ID)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// tickingClock moves one second on every reading, so each reading the engine takes is told apart.
+type tickingClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+// TestRunClaimAgainReadsTheClock: the first claim is made at the instant Run began; a claim repeated after the
+// record changed reads the clock again, so its lease and expiry count from when it is made.
+func TestRunClaimAgainReadsTheClock(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := &tickingClock{t: base}
+	var claims []time.Time
+	store := &claimHook{Store: memstore.New(), claim: func(c idempotent.Claim) (*idempotent.Record, bool, error) {
+		claims = append(claims, c.Now)
+		if len(claims) == 1 {
+			return nil, true, idempotent.ErrRecordChanged
+		}
+		return nil, false, nil
+	}}
+	e := idempotent.New(store, idempotent.WithClock(clk))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.NoError(t, err)
+	require.Len(t, claims, 2)
+	assert.Equal(t, base.Add(time.Second), claims[0], "the first claim is made at Run's start, its first reading")
+	assert.True(t, claims[1].After(claims[0]), "the second claim reads the clock again: %s, then %s", claims[0], claims[1])
+}
+
+// heldTwice answers the first claim with a running holder that has released the key by the first read, and the
+// second claim with another running holder, whose record every later read returns.
+type heldTwice struct {
+	*memstore.Store
+	holder        func(owner string) *idempotent.Record
+	mu            sync.Mutex
+	claims, reads int
+}
+
+func (s *heldTwice) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claims++
+	return s.holder(fmt.Sprint("holder-", s.claims)), nil
+}
+
+func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.reads == 1 {
+		return nil, nil
+	}
+	return s.holder("holder-2"), nil
+}
+
+// TestRunWaitsOnce: a request waits for a running holder once; when the key it then claims is held again, it
+// answers ErrInProgress at once instead of waiting a second time.
+func TestRunWaitsOnce(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := idempotenttest.NewClock(base)
+	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+	}}
+	var log eventLog
+	e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrInProgress)
+	assert.Equal(t, 2, store.claims)
+	assert.Equal(t, 1, store.reads, "one wait, ended by the release")
+	assert.Equal(t, 1, log.only(t).Waits)
+}
+
+// TestAddEffectAfterPanic: a handler that panics ends its execution: an effect added afterwards through its
+// context (by a goroutine it left behind) is refused, so the caller writes it itself rather than losing it.
+func TestAddEffectAfterPanic(t *testing.T) {
+	e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
+	var hctx context.Context
+	require.PanicsWithValue(t, "boom", func() {
+		_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+			func(ctx context.Context) (string, error) {
+				hctx = ctx
+				require.True(t, idempotent.AddEffect(ctx, "before"))
+				panic("boom")
+			})
+	})
+	require.NotNil(t, hctx)
+	assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
+}
+
+// completeHook is a memstore whose Complete fails with err.
+type completeHook struct {
+	*memstore.Store
+	err error
+}
+
+func (s *completeHook) Complete(context.Context, idempotent.Record, []idempotent.Effect) error {
+	return s.err
+}
+
+// unencodable is a codec that cannot encode.
+type unencodable struct{ idempotent.JSONCodec[string] }
+
+func (unencodable) Encode(string) ([]byte, error) { return nil, errors.New("cannot encode") }
+
+// TestRunReleasesUncommittedEffects: when a handler's effects cannot commit with a recorded response (the record
+// policy declines the response, the response does not encode, or an effect's own condition fails), nothing was
+// written, so the key is released for a retry to run the handler again, even for a single effect.
+func TestRunReleasesUncommittedEffects(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	effectFailed := fmt.Errorf("condition of effect 0 failed: %w", idempotent.ErrEffectFailed)
+	for _, tc := range []struct {
+		name        string
+		spec        idempotent.Spec[string]
+		completeErr error
+		want        error
+		storeError  bool
+	}{
+		{name: "RecordPolicyDeclines", spec: idempotent.Spec[string]{Record: func(string) bool { return false }}, storeError: true},
+		{name: "EncodeFails", spec: idempotent.Spec[string]{Codec: unencodable{}}, storeError: true},
+		{name: "EffectFailed", completeErr: effectFailed, want: idempotent.ErrEffectFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memstore.New()
+			store := idempotent.Store(mem)
+			if tc.completeErr != nil {
+				store = &completeHook{Store: mem, err: tc.completeErr}
+			}
+			e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)))
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			_, err := idempotent.Run(context.Background(), e, req, tc.spec, func(ctx context.Context) (string, error) {
+				require.True(t, idempotent.AddEffect(ctx, "write"))
+				return "ok", nil
+			})
+			require.Error(t, err)
+			if tc.storeError {
+				var se *idempotent.StoreError
+				assert.ErrorAs(t, err, &se)
+			}
+			if tc.want != nil {
+				assert.ErrorIs(t, err, tc.want)
+			}
+			rec, err := mem.Get(context.Background(), req.Scope.ID(req.Key), base)
+			require.NoError(t, err)
+			assert.Nil(t, rec, "the key is released")
+		})
+	}
+}
