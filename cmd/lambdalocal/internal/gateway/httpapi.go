@@ -188,20 +188,7 @@ func ParseHTTPResponse(payload []byte) (*ProxyResponse, error) {
 			out.Header.Add("Set-Cookie", *c)
 		}
 	}
-	if resp.Body != nil {
-		out.Body = []byte(*resp.Body)
-		if resp.IsBase64Encoded != nil && *resp.IsBase64Encoded {
-			if out.Body, err = base64.StdEncoding.DecodeString(*resp.Body); err != nil {
-				return nil, fmt.Errorf("%w: body is not valid base64: %w", ErrMalformedResponse, err)
-			}
-		}
-	}
-	out.Header.Del("Content-Length")
-	out.Header.Del("Transfer-Encoding")
-	if out.Header.Get("Content-Type") == "" {
-		out.Header.Set("Content-Type", "application/json")
-	}
-	return out, nil
+	return out.finish(resp.Body, resp.IsBase64Encoded)
 }
 
 // serveHTTPAPI invokes fn for a route of an HTTP API and answers as an HTTP API does: the payload format the

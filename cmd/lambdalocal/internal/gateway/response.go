@@ -81,15 +81,21 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 			}
 		}
 	}
-	if resp.Body != nil {
-		out.Body = []byte(*resp.Body)
-		if resp.IsBase64Encoded != nil && *resp.IsBase64Encoded {
-			if out.Body, err = base64.StdEncoding.DecodeString(*resp.Body); err != nil {
+	return out.finish(resp.Body, resp.IsBase64Encoded)
+}
+
+// finish sets the body of a parsed response, decoded from base64 when the function said so, and the headers the
+// gateway decides itself: the framing (computed from the body it sends) and a JSON Content-Type when none was set.
+func (out *ProxyResponse) finish(body *string, isBase64 *bool) (*ProxyResponse, error) {
+	if body != nil {
+		out.Body = []byte(*body)
+		if isBase64 != nil && *isBase64 {
+			var err error
+			if out.Body, err = base64.StdEncoding.DecodeString(*body); err != nil {
 				return nil, fmt.Errorf("%w: body is not valid base64: %w", ErrMalformedResponse, err)
 			}
 		}
 	}
-	// The gateway computes the framing itself.
 	out.Header.Del("Content-Length")
 	out.Header.Del("Transfer-Encoding")
 	if out.Header.Get("Content-Type") == "" {
