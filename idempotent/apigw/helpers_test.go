@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ type kind struct {
 var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := REST(e, func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.rest(), err
+		return toREST(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.APIGatewayProxyRequest
@@ -125,7 +126,7 @@ var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engin
 var httpKind = kind{name: "HTTP", prefix: "http", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := HTTP(e, func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.http(), err
+		return toHTTP(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.APIGatewayV2HTTPRequest
@@ -152,7 +153,7 @@ var httpKind = kind{name: "HTTP", prefix: "http", wrap: func(e *idempotent.Engin
 var urlKind = kind{name: "FunctionURL", prefix: "url", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := FunctionURL(e, func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.functionURL(), err
+		return toFunctionURL(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.LambdaFunctionURLRequest
@@ -251,9 +252,7 @@ func assertProblem(t *testing.T, r response, status int, slug string) map[string
 // wireJSON is the JSON the Lambda runtime would send to API Gateway for r, minus the Idempotent-Replayed header.
 func wireJSON(t *testing.T, r response) string {
 	t.Helper()
-	r = r.withHeader(ReplayedHeader, "")
-	delete(r.Headers, ReplayedHeader)
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(withoutReplayed(r))
 	require.NoError(t, err)
 	return string(b)
 }
@@ -276,4 +275,14 @@ func (b *blocker) handle(ctx context.Context, body string) (response, error) {
 	<-b.release
 	return response{StatusCode: http.StatusCreated, Headers: map[string]string{"Content-Type": "application/json"},
 		Body: `{"id":"pay_1"}`}, nil
+}
+
+// withoutReplayed returns r without its Idempotent-Replayed header (any spelling), on copies of its maps.
+func withoutReplayed(r response) response {
+	r.Headers = maps.Clone(r.Headers)
+	r.MultiValueHeaders = maps.Clone(r.MultiValueHeaders)
+	drop := func(k string) bool { return strings.EqualFold(k, ReplayedHeader) }
+	maps.DeleteFunc(r.Headers, func(k, _ string) bool { return drop(k) })
+	maps.DeleteFunc(r.MultiValueHeaders, func(k string, _ []string) bool { return drop(k) })
+	return r
 }

@@ -1,4 +1,4 @@
-package apigw
+package httpidem
 
 import (
 	"bytes"
@@ -12,11 +12,11 @@ import (
 )
 
 // encodeWithJSON is the codec of earlier releases: encoding/json with HTML escaping off.
-func encodeWithJSON(t testing.TB, r response) []byte {
+func encodeWithJSON(t testing.TB, r Response) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	require.NoError(t, enc.Encode(storedResponse{V: recordVersion, response: r}))
+	require.NoError(t, enc.Encode(storedResponse{V: recordVersion, Response: r}))
 	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
@@ -31,7 +31,7 @@ var codecStrings = []string{"", "a", "application/json", `{"id":"pay_1","note":"
 	"line\nbreak\ttab\rreturn", "\x00\x01\x1f\x7f", "\b\f", "é€😀", "\u2028\u2029", "bad \xff\xfe utf-8 \xc3",
 	`back\slash /slash`, "\ufffd", "\ud7ff\ue000\uffff"}
 
-func randomResponse(rng *rand.Rand) response {
+func randomResponse(rng *rand.Rand) Response {
 	pick := func() string {
 		var b strings.Builder
 		for range rng.IntN(3) + 1 {
@@ -39,7 +39,7 @@ func randomResponse(rng *rand.Rand) response {
 		}
 		return b.String()
 	}
-	r := response{StatusCode: []int{200, 201, 204, 303, 404, 409, 0, -1, 599}[rng.IntN(9)], IsBase64Encoded: rng.IntN(2) == 0}
+	r := Response{StatusCode: []int{200, 201, 204, 303, 404, 409, 0, -1, 599}[rng.IntN(9)], IsBase64Encoded: rng.IntN(2) == 0}
 	if rng.IntN(4) > 0 {
 		r.Headers = map[string]string{}
 		for range rng.IntN(20) {
@@ -86,7 +86,7 @@ func TestResponseCodecMatchesEncodingJSON(t *testing.T) {
 		require.NoError(t, err)
 		viaJSON, err := decodeWithJSON(got)
 		require.NoError(t, err)
-		require.Equal(t, viaJSON.response, decoded, "case %d", i)
+		require.Equal(t, viaJSON.Response, decoded, "case %d", i)
 		_, fast := decodeStored(got)
 		assert.True(t, fast, "the fast path reads every record Encode writes")
 	}
@@ -108,7 +108,7 @@ func TestResponseCodecOtherSpellings(t *testing.T) {
 			require.NoError(t, err)
 			want, err := decodeWithJSON([]byte(tc.in))
 			require.NoError(t, err)
-			assert.Equal(t, want.response, got)
+			assert.Equal(t, want.Response, got)
 		})
 	}
 	_, err := responseCodec{}.Decode([]byte(`{"v":2,"statusCode":201}`))
@@ -133,8 +133,8 @@ func FuzzResponseCodecDecode(f *testing.F) {
 		if err != nil || want.V != recordVersion {
 			t.Fatalf("fast path read %q, json.Unmarshal refused it: %v", b, err)
 		}
-		if !assert.ObjectsAreEqual(want.response, fast) {
-			t.Fatalf("fast path read %q as %#v, json.Unmarshal as %#v", b, fast, want.response)
+		if !assert.ObjectsAreEqual(want.Response, fast) {
+			t.Fatalf("fast path read %q as %#v, json.Unmarshal as %#v", b, fast, want.Response)
 		}
 	})
 }
