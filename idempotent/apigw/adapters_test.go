@@ -19,11 +19,12 @@ import (
 
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 	const n = 64
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			b := newBlocker()
@@ -32,7 +33,9 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 			start := make(chan struct{})
 			for range n {
 				go func() {
-					<-start
+					if !recvOff(t, start, "the start signal") {
+						return
+					}
 					r, err := send(context.Background(), input{})
 					assert.NoError(t, err)
 					results <- r
@@ -42,10 +45,10 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 			// The one that claimed the key blocks in the handler; every other one must answer without waiting.
 			var got []response
 			for range n - 1 {
-				got = append(got, <-results)
+				got = append(got, testwait.Recv(t, results, "a duplicate's answer"))
 			}
 			close(b.release)
-			got = append(got, <-results)
+			got = append(got, testwait.Recv(t, results, "the first request's answer"))
 
 			executed := 0
 			var first response
@@ -90,7 +93,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 		"html and unicode": {StatusCode: 200, Body: `<p>a & b → "ç" ` + "\u2028" + `</p>`},
 		"binary base64":    {StatusCode: 200, Body: b64("\x00\xff\xfe binary"), IsBase64Encoded: true},
 	}
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for name, resp := range responses {
 			t.Run(k.name+"/"+name, func(t *testing.T) {
 				env := newEnv(t)
@@ -126,7 +129,7 @@ func TestHandlerHeaderMapIsNotMutated(t *testing.T) {
 
 func TestHeaderNamesAreCaseInsensitive(t *testing.T) {
 	for _, name := range []string{"Idempotency-Key", "idempotency-key", "IDEMPOTENCY-KEY", "iDeMpOtEnCy-KeY"} {
-		for _, k := range []kind{restKind, httpKind, urlKind} {
+		for _, k := range frontEnds {
 			t.Run(k.name+"/"+name, func(t *testing.T) {
 				env := newEnv(t)
 				var c counter
@@ -197,7 +200,7 @@ func TestRESTHeaderShapes(t *testing.T) {
 }
 
 func TestBase64BodiesAreDecodedForTheFingerprint(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			var c counter
@@ -296,7 +299,7 @@ func TestRecordPolicyPerStatus(t *testing.T) {
 		{422, false}, {425, false}, {429, false},
 		{500, false}, {502, false}, {503, false},
 	}
-	for _, k := range []kind{restKind, httpKind} {
+	for _, k := range frontEnds {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/%d", k.name, tc.status), func(t *testing.T) {
 				env := newEnv(t)
@@ -332,7 +335,7 @@ func TestRecordPolicyPerStatus(t *testing.T) {
 
 func TestHandlerErrorIsReturnedUnchangedAndReleased(t *testing.T) {
 	boom := errors.New("boom")
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range lambdaKinds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			calls := 0
@@ -356,7 +359,7 @@ func TestHandlerErrorIsReturnedUnchangedAndReleased(t *testing.T) {
 }
 
 func TestPanicReleasesAndRepanics(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			calls := 0
@@ -447,13 +450,13 @@ func TestStaleInvocationCannotOverwrite(t *testing.T) {
 		r, _ := send(context.Background(), input{})
 		done <- r
 	}()
-	<-b.started
+	testwait.Recv(t, b.started, "the stale invocation's handler to start")
 	env.clock.Advance(2 * time.Minute) // the lease (one minute without a deadline) has ended
 	second, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"id":"pay_2"}`, second.Body)
 	close(b.release)
-	<-done
+	testwait.Recv(t, done, "the stale invocation's answer")
 	r, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.Equal(t, "true", r.Headers[ReplayedHeader])
@@ -545,7 +548,7 @@ func TestKeyFunc(t *testing.T) {
 }
 
 func TestKeyOptional(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			var c counter
@@ -703,7 +706,7 @@ func TestRefusedKeysAreCountedAsInvalid(t *testing.T) {
 }
 
 func TestSafeMethodsRunStraightThrough(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for _, method := range []string{"GET", "HEAD", "OPTIONS", "get"} {
 			t.Run(k.name+"/"+method, func(t *testing.T) {
 				store := memstore.New()

@@ -22,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 const (
@@ -272,7 +273,13 @@ func newBlocker() *blocker {
 func (b *blocker) handle(ctx context.Context, body string) (response, error) {
 	b.n.Add(1)
 	b.once.Do(func() { close(b.started) })
-	<-b.release
+	// The handler runs on the request's goroutine, where a test may not call t.Fatal: a release that never comes
+	// fails the request instead, after testwait's bound.
+	select {
+	case <-b.release:
+	case <-time.After(testwait.Generous):
+		return response{}, errors.New("blocker: gave up waiting to be released")
+	}
 	return response{StatusCode: http.StatusCreated, Headers: map[string]string{"Content-Type": "application/json"},
 		Body: `{"id":"pay_1"}`}, nil
 }
@@ -285,4 +292,16 @@ func withoutReplayed(r response) response {
 	maps.DeleteFunc(r.Headers, func(k, _ string) bool { return drop(k) })
 	maps.DeleteFunc(r.MultiValueHeaders, func(k string, _ []string) bool { return drop(k) })
 	return r
+}
+
+// recvOff receives from ch on a goroutine other than the test's, where t.Fatal may not be called: when nothing
+// arrives within testwait.Bound(t) it records an error on t and reports false, so the goroutine can return.
+func recvOff[T any](t *testing.T, ch <-chan T, what string) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(testwait.Bound(t)):
+		t.Errorf("gave up after %s waiting for %s", testwait.Bound(t).Round(time.Second), what)
+		return false
+	}
 }

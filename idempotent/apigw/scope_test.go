@@ -88,7 +88,7 @@ func TestContextPrincipalOfAnUnmarshalableValue(t *testing.T) {
 }
 
 func TestWithPrincipalStillOverrides(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range lambdaKinds {
 		t.Run(k.name, func(t *testing.T) {
 			var seen string
 			got := scopeOf(t, k, input{event: "iam"}, WithPrincipal(func(_ context.Context, r *Request) string {
@@ -108,7 +108,7 @@ func TestWithPrincipalStillOverrides(t *testing.T) {
 }
 
 func TestFunctionInScope(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "PaymentFunction")
 			got := scopeOf(t, k, input{})
@@ -125,7 +125,7 @@ func TestFunctionInScope(t *testing.T) {
 }
 
 func TestKeyRequiredForPutAndDelete(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for _, method := range []string{http.MethodPut, http.MethodDelete} {
 			t.Run(k.name+"/"+method, func(t *testing.T) {
 				env := newEnv(t)
@@ -146,7 +146,7 @@ func TestKeyRequiredForPutAndDelete(t *testing.T) {
 }
 
 func TestFingerprintHeaders(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			tenant := func(v ...string) input {
 				return input{header: map[string][]string{"Idempotency-Key": {testKey}, "X-Tenant": v}}
@@ -191,7 +191,7 @@ func TestLegacyRecordThroughAdapters(t *testing.T) {
 	const body = `{"amount":2000,"currency":"usd","meta":{"a":1,"b":[1,2]}}`
 	const legacyFP = "88dc2f5e789dc0d903884c184890c2ce9ff8d348d246fa1be30775a6be843f30"
 	const legacyID = "9e218b072a4b53e2823a30caf33c8ccbdb04c478d84884b63dccfb1309c006ef"
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			ctx := context.Background()
