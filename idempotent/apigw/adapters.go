@@ -17,18 +17,12 @@ func REST(e *idempotent.Engine,
 	h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error),
 	opts ...Option) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 	return adapt(e, opts, func(ev events.APIGatewayProxyRequest) httpidem.Incoming {
-		principal := restPrincipal(ev.RequestContext)
-		return httpidem.Incoming{
-			Method:          strings.ToUpper(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod)),
-			Route:           firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path),
-			Path:            ev.Path,
-			Principal:       principal,
-			LegacyPrincipal: legacyPrincipal(principal),
-			Body:            ev.Body,
-			Base64:          ev.IsBase64Encoded,
-			Query:           httpidem.MapsQuery(ev.MultiValueQueryStringParameters, ev.QueryStringParameters),
-			Headers:         &eventHeaders{single: ev.Headers, multi: ev.MultiValueHeaders, rest: true},
-		}
+		in := incoming(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod),
+			firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path), ev.Path,
+			restPrincipal(ev.RequestContext), ev.Body, ev.IsBase64Encoded,
+			&eventHeaders{single: ev.Headers, multi: ev.MultiValueHeaders, rest: true})
+		in.Query = httpidem.MapsQuery(ev.MultiValueQueryStringParameters, ev.QueryStringParameters)
+		return in
 	}, h, fromREST, toREST)
 }
 
@@ -40,18 +34,10 @@ func HTTP(e *idempotent.Engine,
 	opts ...Option) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	return adapt(e, opts, func(ev events.APIGatewayV2HTTPRequest) httpidem.Incoming {
 		path := firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)
-		principal := v2Principal(ev.RequestContext.Authorizer)
-		return httpidem.Incoming{
-			Method:          ev.RequestContext.HTTP.Method,
-			Route:           v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), path),
-			Path:            path,
-			Principal:       principal,
-			LegacyPrincipal: legacyPrincipal(principal),
-			Body:            ev.Body,
-			Base64:          ev.IsBase64Encoded,
-			Query:           httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters),
-			Headers:         &eventHeaders{single: ev.Headers},
-		}
+		in := incoming(ev.RequestContext.HTTP.Method, v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), path),
+			path, v2Principal(ev.RequestContext.Authorizer), ev.Body, ev.IsBase64Encoded, &eventHeaders{single: ev.Headers})
+		in.Query = httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters)
+		return in
 	}, h, fromHTTP, toHTTP)
 }
 
@@ -63,19 +49,17 @@ func FunctionURL(e *idempotent.Engine,
 	opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 	return adapt(e, opts, func(ev events.LambdaFunctionURLRequest) httpidem.Incoming {
 		path := firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)
-		principal := urlPrincipal(ev.RequestContext.Authorizer)
-		return httpidem.Incoming{
-			Method:          ev.RequestContext.HTTP.Method,
-			Route:           path,
-			Path:            path,
-			Principal:       principal,
-			LegacyPrincipal: legacyPrincipal(principal),
-			Body:            ev.Body,
-			Base64:          ev.IsBase64Encoded,
-			Query:           httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters),
-			Headers:         &eventHeaders{single: ev.Headers},
-		}
+		in := incoming(ev.RequestContext.HTTP.Method, path, path, urlPrincipal(ev.RequestContext.Authorizer), ev.Body,
+			ev.IsBase64Encoded, &eventHeaders{single: ev.Headers})
+		in.Query = httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters)
+		return in
 	}, h, fromFunctionURL, toFunctionURL)
+}
+
+// incoming is what every event type carries alike; the adapters add the query, whose form differs.
+func incoming(method, route, path, principal, body string, isBase64 bool, h *eventHeaders) httpidem.Incoming {
+	return httpidem.Incoming{Method: method, Route: route, Path: path, Principal: principal,
+		LegacyPrincipal: legacyPrincipal(principal), Body: body, Base64: isBase64, Headers: h}
 }
 
 // adapt is the one body of the three adapters: translate the event (incoming), run it through the core, convert

@@ -119,8 +119,10 @@ func TestBodyIsReadWithALimitAndHandedOn(t *testing.T) {
 // failingBody fails every read, as a connection that breaks mid-body does.
 type failingBody struct{}
 
-func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset (internal detail)") }
-func (failingBody) Close() error             { return nil }
+func (failingBody) Read([]byte) (int, error) {
+	return 0, errors.New("connection reset (internal detail)")
+}
+func (failingBody) Close() error { return nil }
 
 func TestUnreadableBodyIsA400(t *testing.T) {
 	var c counting
