@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -135,6 +136,36 @@ func FuzzResponseCodecDecode(f *testing.F) {
 		}
 		if !assert.ObjectsAreEqual(want.Response, fast) {
 			t.Fatalf("fast path read %q as %#v, json.Unmarshal as %#v", b, fast, want.Response)
+		}
+	})
+}
+
+// BenchmarkCodec encodes and decodes the recorded form of a rich response (headers, multi-value headers, cookies,
+// a base64 body): what every first request and every replay from the store pays.
+func BenchmarkCodec(b *testing.B) {
+	raw, err := os.ReadFile("testdata/response-rich.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var r Response
+	if err := json.Unmarshal(raw, &r); err != nil {
+		b.Fatal(err)
+	}
+	enc, _ := responseCodec{}.Encode(r)
+	b.Run("Encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := (responseCodec{}).Encode(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := (responseCodec{}).Decode(enc); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
