@@ -71,11 +71,19 @@ func (c *Core) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) 
 	if r.Body == nil || r.Body == http.NoBody {
 		return []byte{}, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.maxBody))
+	// Sized by Content-Length when it is declared and within the bound, so that a body is read into one
+	// allocation rather than grown into one; MinRead more keeps ReadFrom from growing it to find the end.
+	size := int64(bytes.MinRead)
+	if n := r.ContentLength; n > 0 && n <= c.cfg.maxBody {
+		size += n
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, c.cfg.maxBody))
 	_ = r.Body.Close()
 	if err != nil {
 		return nil, err
 	}
+	body := buf.Bytes()
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return body, nil
 }

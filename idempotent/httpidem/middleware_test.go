@@ -21,6 +21,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent/httpidem"
 	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 // The contract table runs through the middleware beside the apigw adapters in idempotent/apigw (net_test.go); the
@@ -374,7 +375,8 @@ func TestStreamedResponsesAreNotRecorded(t *testing.T) {
 
 func TestHijackedResponsesAreNotRecorded(t *testing.T) {
 	var n atomic.Int64
-	srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	returned := make(chan struct{}, 2)
+	mw := httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		run := n.Add(1)
 		w.Header().Set("X-Lost", "headers set before a hijack are not sent")
 		conn, rw, err := http.NewResponseController(w).Hijack()
@@ -388,9 +390,15 @@ func TestHijackedResponsesAreNotRecorded(t *testing.T) {
 		// After the hijack, writing to w is an error, as net/http has it.
 		_, err = w.Write([]byte("x"))
 		assert.ErrorIs(t, err, http.ErrHijacked)
-	})))
+	}))
+	// The client has its answer before the handler returns and the key is released: the retry waits for that.
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mw.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
 	for run := 1; run <= 2; run++ {
 		resp, body := send(t, srv, key, "{}")
+		testwait.Recv(t, returned, "the hijacking handler to return")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, fmt.Sprintf("run %d", run), body)
 		assert.Empty(t, resp.Header.Get(httpidem.ReplayedHeader))
