@@ -132,14 +132,12 @@ func (r *recorder) Header() http.Header { return r.header }
 
 func (r *recorder) WriteHeader(status int) {
 	// Informational responses (103 Early Hints...) are neither recorded nor sent: the final one is what a replay
-	// must reproduce. Only the first final status counts, as in net/http.
+	// must reproduce. Only the first final status counts, as in net/http. Once the response went out (pass), a
+	// status is too late, as after a flush in net/http, whose Flush sends 200 when no status was set.
 	if r.status != 0 || (status >= 100 && status < 200) {
 		return
 	}
 	r.status = status
-	if r.sent {
-		r.w.WriteHeader(status)
-	}
 }
 
 func (r *recorder) Write(p []byte) (int, error) {

@@ -105,6 +105,27 @@ func TestBodyIsReadWithALimitAndHandedOn(t *testing.T) {
 		assert.Equal(t, http.StatusCreated, rec.Code)
 		assert.Equal(t, int64(6<<20), int64(httpidem.DefaultMaxBodyBytes))
 	})
+	t.Run("nil body", func(t *testing.T) {
+		h := httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			assert.Nil(t, r.Body, "handed on as it came")
+			w.WriteHeader(http.StatusCreated)
+		}))
+		req := httptest.NewRequest(http.MethodPost, "/payments", nil)
+		req.Body = nil // a request built by hand, not by a server
+		req.Header.Set(httpidem.DefaultKeyHeader, key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusCreated, rec.Code)
+	})
+	t.Run("the client's body is closed", func(t *testing.T) {
+		var c counting
+		h := httpidem.Middleware(newEngine(t))(&c)
+		body := &closeCounter{Reader: strings.NewReader("{}")}
+		req := httptest.NewRequest(http.MethodPost, "/payments", body)
+		req.Header.Set(httpidem.DefaultKeyHeader, key)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		assert.Equal(t, 1, body.closed)
+	})
 	t.Run("no body", func(t *testing.T) {
 		var c counting
 		h := httpidem.Middleware(newEngine(t))(&c)
@@ -116,6 +137,14 @@ func TestBodyIsReadWithALimitAndHandedOn(t *testing.T) {
 		assert.JSONEq(t, `{"run":1,"body":""}`, rec.Body.String())
 	})
 }
+
+// closeCounter counts its Close calls.
+type closeCounter struct {
+	io.Reader
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
 
 // failingBody fails every read, as a connection that breaks mid-body does.
 type failingBody struct{}
@@ -197,6 +226,8 @@ func TestRoute(t *testing.T) {
 		assert.Equal(t, "/orders/{id}", scopeOf(t, post(mw(httpidem.WithRouteFunc(whole))(mux), "/orders/1", key, "")).Route)
 		none := func(*http.Request) string { return "" }
 		assert.Equal(t, "/orders/1", scopeOf(t, post(mw(httpidem.WithRouteFunc(none))(mux), "/orders/1", key, "")).Route)
+		blank := func(*http.Request) string { return " /o" }
+		assert.Equal(t, "/o", scopeOf(t, post(mw(httpidem.WithRouteFunc(blank))(mux), "/orders/1", key, "")).Route)
 		fixed := func(*http.Request) string { return "/o/{id}" }
 		assert.Equal(t, "/o/{id}", scopeOf(t, post(mw(httpidem.WithRouteFunc(fixed))(mux), "/orders/1", key, "")).Route)
 	})
@@ -222,6 +253,7 @@ func TestFunctionNameAndPrincipal(t *testing.T) {
 	var c counting
 	h := httpidem.Middleware(newEngine(t), httpidem.WithPrincipal(func(_ context.Context, r *httpidem.Request) string {
 		assert.Empty(t, r.Principal)
+		assert.Equal(t, r.Event.(*http.Request).Header.Get("X-User"), r.Header.Get("X-User"))
 		return r.Event.(*http.Request).Header.Get("X-User")
 	}))(&c)
 	for _, user := range []string{"alice", "bob", "alice"} {
@@ -300,6 +332,10 @@ func TestHandlerDefaults(t *testing.T) {
 	}{
 		{"writes nothing: 200", func(http.ResponseWriter, *http.Request) {}, http.StatusOK, ""},
 		{"writes a body only: 200", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }, http.StatusOK, "ok"},
+		{"a status after the body is too late", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+			w.WriteHeader(http.StatusConflict)
+		}, http.StatusOK, "ok"},
 		{"an informational status first", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Link", "</style.css>; rel=preload")
 			w.WriteHeader(http.StatusEarlyHints)
@@ -363,6 +399,7 @@ func TestStreamedResponsesAreNotRecorded(t *testing.T) {
 		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n.Add(1)
 			w.(http.Flusher).Flush()
+			w.WriteHeader(http.StatusAccepted) // too late: the flush sent 200, as net/http's does
 			fmt.Fprint(w, "late")
 		})))
 		resp, body := send(t, srv, key, "{}")
