@@ -642,6 +642,7 @@ func TestV2RouteKey(t *testing.T) {
 		{"ANY /orders/{id}", "/orders/7", "/orders/{id}"},
 		{"GET /files/{proxy+}", "/files/a/b", "/files/{proxy+}"},
 		{"$default", "/anything/here", "/anything/here"},
+		{"POST ", "/raw", "/raw"}, // a route key without a path names no route
 		{"", "", ""},
 	}
 	for _, tc := range cases {

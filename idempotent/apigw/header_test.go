@@ -13,7 +13,7 @@ import (
 func TestHeaderValueMatchesHeader(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	spellings := []string{"Idempotency-Key", "idempotency-key", "IDEMPOTENCY-KEY", "Idempotency-key", "Idempotency Key",
-		"Idempotency-Kelvin", "X-Other", "idempotency-\u212aey"}
+		"Idempotency-Kelvin", "X-Other", "idempotency-\u212aey", ""}
 	values := []string{"k1", "k2", "", " k1 "}
 	for i := range 5000 {
 		single := map[string]string{}

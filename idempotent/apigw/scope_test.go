@@ -85,6 +85,9 @@ func TestContextPrincipalOfAnUnmarshalableValue(t *testing.T) {
 	p := contextPrincipal(map[string]any{"f": func() {}})
 	assert.True(t, strings.HasPrefix(p, "ctx:"), p)
 	assert.NotEqual(t, contextPrincipal(map[string]any{}), p)
+	// The error's text is hashed, not nothing: a caller whose context failed to marshal is not named by the
+	// hash of empty input.
+	assert.NotEqual(t, "ctx:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", p)
 }
 
 func TestWithPrincipalStillOverrides(t *testing.T) {
@@ -267,4 +270,25 @@ func TestLegacyScope(t *testing.T) {
 	assert.Equal(t, "lambda:x", legacyPrincipal("jwt:lambda:x"), "only the outer namespace goes")
 	assert.Empty(t, legacyPrincipal("ctx:0123"))
 	assert.Empty(t, legacyPrincipal(""))
+}
+
+// TestEmptyPrincipalFieldsFallThrough: a source whose field is present but empty does not name the caller; the
+// next source does.
+func TestEmptyPrincipalFieldsFallThrough(t *testing.T) {
+	const arn = "arn:aws:iam::123456789012:user/alice"
+	rest := func(authorizer map[string]any) func(ev any) {
+		return func(ev any) {
+			r := ev.(*events.APIGatewayProxyRequest)
+			r.RequestContext.Authorizer = authorizer
+			r.RequestContext.Identity.UserArn = arn
+		}
+	}
+	assert.Equal(t, "lambda:x", restPrincipal(events.APIGatewayProxyRequestContext{Authorizer: map[string]any{
+		"claims": map[string]any{"sub": ""}, "principalId": "x"}}))
+	assert.Equal(t, "iam:"+arn, scopeOf(t, restKind, input{edit: rest(map[string]any{"principalId": ""})}).Scope.Principal)
+	assert.Equal(t, "iam:"+arn, scopeOf(t, restKind, input{edit: rest(map[string]any{
+		"claims": map[string]any{"sub": ""}})}).Scope.Principal)
+	assert.Equal(t, "iam:"+arn, v2Principal(&events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		Lambda: map[string]any{"principalId": ""},
+		IAM:    &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: arn}}))
 }
