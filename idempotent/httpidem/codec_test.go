@@ -30,7 +30,7 @@ func decodeWithJSON(b []byte) (storedResponse, error) {
 
 var codecStrings = []string{"", "a", "application/json", `{"id":"pay_1","note":"a \"quoted\" word"}`, "<b>&amp;</b>",
 	"line\nbreak\ttab\rreturn", "\x00\x01\x1f\x7f", "\b\f", "é€😀", "\u2028\u2029", "bad \xff\xfe utf-8 \xc3",
-	`back\slash /slash`, "\ufffd", "\ud7ff\ue000\uffff"}
+	`back\slash /slash`, "\ufffd", "\ud7ff\ue000\uffff", "\x80 lone continuation \x7f\x80"}
 
 func randomResponse(rng *rand.Rand) Response {
 	pick := func() string {
