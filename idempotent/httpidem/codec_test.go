@@ -169,3 +169,58 @@ func BenchmarkCodec(b *testing.B) {
 		}
 	})
 }
+
+// TestFastPathBounds pins what the fast path reads itself and what it leaves to json.Unmarshal: a mistake on
+// either side is invisible in Decode's result (the slow path answers alike) but not in decodeStored's.
+func TestFastPathBounds(t *testing.T) {
+	stored := func(status string) []byte {
+		return []byte(`{"v":1,"statusCode":` + status + `,"headers":null,"multiValueHeaders":null,"cookies":null,"body":"","isBase64Encoded":false}`)
+	}
+	for _, tc := range []struct {
+		status string
+		want   int
+		ok     bool
+	}{
+		{"0", 0, true},
+		{"7", 7, true},
+		{"201", 201, true},
+		{"-1", -1, true},
+		{"123456789012345678", 123456789012345678, true}, // 18 digits
+		{"1234567890123456789", 0, false},                // 19: json.Unmarshal's to judge
+		{"01", 0, false},
+		{"-01", 0, false},
+		{"-", 0, false},
+		{"", 0, false},
+		{"2.5", 0, false},
+	} {
+		r, ok := decodeStored(stored(tc.status))
+		assert.Equal(t, tc.ok, ok, tc.status)
+		if ok {
+			assert.Equal(t, tc.want, r.StatusCode, tc.status)
+		}
+	}
+	// Input that ends inside a value is refused, never read past its end.
+	for _, in := range []string{`{"v":1,"statusCode":`, `{"v":1,"statusCode":-`, `{"v":1,"statusCode":201`,
+		`{"v":1,"statusCode":201,"headers":null,"multiValueHeaders":null,"cookies":null,"body":"","isBase64Encoded":`,
+		`{"v":1,"statusCode":201,"headers":null,"multiValueHeaders":null,"cookies":null,"body":"","isBase64Encoded":tru}`} {
+		assert.NotPanics(t, func() {
+			_, ok := decodeStored([]byte(in))
+			assert.False(t, ok, in)
+		}, in)
+	}
+
+	d := reader{b: []byte("abc"), ok: true}
+	d.expect("abd")
+	assert.False(t, d.ok, "a literal that does not match stops the reader")
+	assert.Zero(t, d.i)
+	d = reader{b: []byte("12"), ok: false}
+	assert.Zero(t, d.int(), "a stopped reader reads nothing")
+	assert.Zero(t, d.i)
+	d = reader{b: []byte("nope"), ok: true}
+	assert.False(t, d.bool())
+	assert.False(t, d.ok, "neither true nor false stops the reader")
+	d = reader{b: []byte("false}"), ok: true}
+	assert.False(t, d.bool())
+	assert.True(t, d.ok)
+	assert.Equal(t, 5, d.i)
+}
