@@ -224,3 +224,51 @@ func TestFastPathBounds(t *testing.T) {
 	assert.True(t, d.ok)
 	assert.Equal(t, 5, d.i)
 }
+
+// TestFastPathStrings reads strings with the fast path's reader directly: what it accepts, what it leaves to
+// json.Unmarshal (ok false), and where it stops.
+func TestFastPathStrings(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{`"abc"x`, "abc", true},
+		{`""`, "", true},
+		{`"a\nb"`, "a\nb", true},
+		{`"é€"`, "é€", true},
+		{`"\/\b\f\r\t\"\\"`, "/\b\f\r\t\"\\", true},
+		{`"\u00e9\u00E9\ud83d\ude00\uD83D\uDE00"`, "éé😀😀", true},
+		{`"\u0000\ud7ff\ue000\udbff\udfff"`, "\x00\ud7ff\ue000\U0010ffff", true},
+		{`"a\nb` + "é" + `c"`, "a\nbéc", true},
+		{"\"\xff\"", "", false},
+		{"\"a\\n\xff\"", "", false},
+		{"\"a\x01\"", "", false},
+		{"\"a\\n\x01\"", "", false},
+		{`"abc`, "", false},
+		{`"a\nbc`, "", false},
+		{`"a\n`, "", false},
+		{`"\`, "", false},
+		{`"\x"`, "", false},
+		{`"\ud800x"`, "", false},
+		{`"\udc00"`, "", false},
+		{`"\ud800\u0041"`, "", false},
+		{`"\udbff\ue000"`, "", false},
+		{`"\u12"`, "", false},
+		{`"\u00g0"`, "", false},
+		{`"\u00G0"`, "", false},
+		{`"\u00/0"`, "", false},
+		{`"\u00:0"`, "", false},
+		{`"\u00@0"`, "", false},
+		{"\"\\u00`0\"", "", false},
+		{`x"a"`, "", false},
+	} {
+		d := reader{b: []byte(tc.in), ok: true}
+		got := d.string()
+		assert.Equal(t, tc.ok, d.ok, "%q", tc.in)
+		if tc.ok {
+			assert.Equal(t, tc.want, got, "%q", tc.in)
+			assert.Equal(t, strings.LastIndex(tc.in, `"`)+1, d.i, "%q: stops after the closing quote", tc.in)
+		}
+	}
+}
