@@ -261,14 +261,37 @@ func TestFastPathStrings(t *testing.T) {
 		{`"\u00:0"`, "", false},
 		{`"\u00@0"`, "", false},
 		{"\"\\u00`0\"", "", false},
+		{`"\ud800\udc00\udbff\udfff"`, "\U00010000\U0010ffff", true},
+		{`"\udc00\udc00"`, "", false},
+		{`"\u0041\udc00"`, "", false},
+		{"\"\x80\"", "", false},
 		{`x"a"`, "", false},
 	} {
-		d := reader{b: []byte(tc.in), ok: true}
+		b := []byte(tc.in)
+		d := reader{b: b[:len(b):len(b)], ok: true} // no capacity past the input to read by mistake
 		got := d.string()
 		assert.Equal(t, tc.ok, d.ok, "%q", tc.in)
+		if tc.in[0] != '"' {
+			assert.Zero(t, d.i, "%q: a reader stopped at the quote reads no further", tc.in)
+		}
 		if tc.ok {
 			assert.Equal(t, tc.want, got, "%q", tc.in)
 			assert.Equal(t, strings.LastIndex(tc.in, `"`)+1, d.i, "%q: stops after the closing quote", tc.in)
 		}
+	}
+}
+
+// TestEncodeManySmallParts encodes responses whose parts are many and small, where a size estimate that went wrong
+// would be negative.
+func TestEncodeManySmallParts(t *testing.T) {
+	cookies := Response{StatusCode: 200, Cookies: make([]string, 12)}
+	headers := Response{StatusCode: 200, Headers: map[string]string{}}
+	for i := range 40 {
+		headers.Headers[string(rune('A'+i%26))+strings.Repeat("x", i/26)] = ""
+	}
+	for _, r := range []Response{cookies, headers} {
+		got, err := responseCodec{}.Encode(r)
+		require.NoError(t, err)
+		assert.Equal(t, string(encodeWithJSON(t, r)), string(got))
 	}
 }
