@@ -228,3 +228,24 @@ func (c *releasingClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.once.Do(c.onSleep)
 	return c.Clock.Sleep(ctx, d)
 }
+
+// TestRetryAfterOfASlowRoute: Retry-After is the route's own duration in whole seconds, beyond single digits too.
+func TestRetryAfterOfASlowRoute(t *testing.T) {
+	for _, k := range frontEnds {
+		t.Run(k.name, func(t *testing.T) {
+			env := newEnv(t)
+			send := k.wrap(env.engine, func(context.Context, string) (response, error) {
+				env.clock.Advance(20 * time.Second) // the route takes 20 s
+				return response{StatusCode: http.StatusCreated}, nil
+			})
+			r, err := send(context.Background(), withKey("another-key"))
+			require.NoError(t, err)
+			require.Equal(t, http.StatusCreated, r.StatusCode)
+			crashedClaim(t, env, time.Minute)
+			r, err = send(context.Background(), input{})
+			require.NoError(t, err)
+			assertProblem(t, r, http.StatusConflict, "in-progress")
+			assert.Equal(t, "20", r.Headers["Retry-After"])
+		})
+	}
+}

@@ -247,6 +247,11 @@ func assertProblem(t *testing.T, r response, status int, slug string) map[string
 	assert.NotEmpty(t, doc["detail"])
 	assert.NotContains(t, r.Body, "internal detail")
 	assert.NotContains(t, r.Body, "pay_1", "a problem must not reveal a recorded response")
+	switch slug {
+	case "in-progress", "store-unavailable", "effect-failed":
+	default:
+		assert.NotContains(t, r.Headers, "Retry-After", "a %s problem has nothing to wait for", slug)
+	}
 	return doc
 }
 

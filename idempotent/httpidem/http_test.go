@@ -1,6 +1,7 @@
 package httpidem
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,4 +43,18 @@ func TestQueryEncodings(t *testing.T) {
 	} {
 		assert.NotEqual(t, m, other, name)
 	}
+}
+
+// TestQueryAndHeaderGolden pins the encodings byte for byte: every count and length prefix is what keeps two
+// different queries or header sets from encoding alike.
+func TestQueryAndHeaderGolden(t *testing.T) {
+	n := func(v byte) string { return "\x00\x00\x00\x00\x00\x00\x00" + string(rune(v)) }
+	assert.Equal(t, "maps:"+n(1)+n(1)+"a"+n(2)+n(1)+"1"+n(1)+"2"+n(1)+n(1)+"b"+n(1)+"3",
+		MapsQuery(map[string][]string{"a": {"1", "2"}}, map[string]string{"b": "3"}))
+	assert.Equal(t, "maps:"+n(0)+n(1)+n(1)+"a"+n(1)+"1", MapsQuery(nil, map[string]string{"a": "1"}))
+	assert.Equal(t, "maps:"+n(1)+n(1)+"a"+n(1)+n(1)+"1"+n(0), MapsQuery(map[string][]string{"a": {"1"}}, nil))
+	assert.Equal(t, MapsQuery(nil, map[string]string{"a": "1"}), RawQuery("", map[string]string{"a": "1"}))
+	assert.Equal(t, n(8)+"X-Tenant"+n(2)+n(1)+"a"+n(1)+"b"+n(6)+"X-None"+n(0),
+		headerPart([]string{"x-tenant", "X-None"}, http.Header{"X-Tenant": {"a", "b"}}.Values))
+	assert.Empty(t, headerPart(nil, http.Header{}.Values))
 }

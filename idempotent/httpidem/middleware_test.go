@@ -59,6 +59,7 @@ func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int, slug st
 	assert.Equal(t, httpidem.DefaultProblemTypeBase+slug, doc["type"])
 	assert.EqualValues(t, status, doc["status"])
 	assert.NotEmpty(t, doc["detail"])
+	assert.NotContains(t, rec.Header(), "Retry-After", "nothing to wait for: the request itself must change")
 	return doc
 }
 
@@ -126,6 +127,16 @@ func TestBodyIsReadWithALimitAndHandedOn(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 		assert.Equal(t, 1, body.closed)
 	})
+	t.Run("a declared length past the bound is not trusted for the buffer", func(t *testing.T) {
+		var c counting
+		h := httpidem.Middleware(newEngine(t))(&c)
+		req := httptest.NewRequest(http.MethodPost, "/payments", strings.NewReader("{}"))
+		req.ContentLength = 1 << 62
+		req.Header.Set(httpidem.DefaultKeyHeader, key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusCreated, rec.Code)
+	})
 	t.Run("no body", func(t *testing.T) {
 		var c counting
 		h := httpidem.Middleware(newEngine(t))(&c)
@@ -169,9 +180,9 @@ func TestUnreadableBodyIsA400(t *testing.T) {
 
 func TestSafeMethodsPassThroughUnread(t *testing.T) {
 	var c counting
-	h := httpidem.Middleware(newEngine(t))(&c)
+	h := httpidem.Middleware(newEngine(t), httpidem.WithMaxBodyBytes(1))(&c)
 	for range 2 {
-		req := httptest.NewRequest(http.MethodGet, "/payments", strings.NewReader("q"))
+		req := httptest.NewRequest(http.MethodGet, "/payments", strings.NewReader("qq")) // past the bound: unread
 		req.Header.Set(httpidem.DefaultKeyHeader, key)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -394,6 +405,18 @@ func TestStreamedResponsesAreNotRecorded(t *testing.T) {
 			assert.EqualValues(t, 2, n.Load(), "the key is released: a retry runs the handler again")
 		})
 	}
+	t.Run("nothing follows the stream, not even a problem", func(t *testing.T) {
+		// An effect on a response that is not recorded is a failure the engine reports (a 503 problem), but the
+		// client already has its response.
+		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			assert.True(t, idempotent.AddEffect(r.Context(), "a write"))
+			fmt.Fprint(w, "streamed")
+			w.(http.Flusher).Flush()
+		})))
+		resp, body := send(t, srv, key, "{}")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "streamed", body)
+	})
 	t.Run("flush before any write", func(t *testing.T) {
 		var n atomic.Int64
 		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
