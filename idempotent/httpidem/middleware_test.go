@@ -417,6 +417,29 @@ func TestStreamedResponsesAreNotRecorded(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, "streamed", body)
 	})
+	t.Run("a flush reaches the client before the handler returns", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, "x") // one byte: the smallest buffered write counts
+			w.(http.Flusher).Flush()
+			select { // bounded: the handler runs on the server's goroutine, where the test may not fail
+			case <-release:
+			case <-time.After(testwait.Bound(t)):
+			}
+			fmt.Fprint(w, "y")
+		})))
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/payments", strings.NewReader("{}"))
+		require.NoError(t, err)
+		req.Header.Set(httpidem.DefaultKeyHeader, key)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		first := make([]byte, 1)
+		_, err = io.ReadFull(resp.Body, first)
+		close(release)
+		require.NoError(t, err)
+		assert.Equal(t, "x", string(first))
+	})
 	t.Run("flush before any write", func(t *testing.T) {
 		var n atomic.Int64
 		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
