@@ -125,6 +125,23 @@ func TestHandlerHeaderMapIsNotMutated(t *testing.T) {
 	_, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"Content-Type": "application/json"}, shared)
+
+	// A handler that sets Idempotent-Replayed itself, in either map and any spelling, has it replaced, on copies.
+	for _, k := range []kind{restKind, httpKind} {
+		single := map[string]string{"IDEMPOTENT-REPLAYED": "y"}
+		multi := map[string][]string{"idempotent-replayed": {"x"}}
+		send := k.wrap(newEnv(t).engine, func(context.Context, string) (response, error) {
+			return response{StatusCode: 201, Headers: single, MultiValueHeaders: multi}, nil
+		})
+		for _, replayed := range []string{"false", "true"} {
+			r, err := send(context.Background(), input{})
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{ReplayedHeader: replayed}, r.Headers, k.name)
+			assert.Empty(t, r.MultiValueHeaders, k.name)
+		}
+		assert.Equal(t, map[string]string{"IDEMPOTENT-REPLAYED": "y"}, single)
+		assert.Equal(t, map[string][]string{"idempotent-replayed": {"x"}}, multi)
+	}
 }
 
 func TestHeaderNamesAreCaseInsensitive(t *testing.T) {
@@ -354,6 +371,11 @@ func TestHandlerErrorIsReturnedUnchangedAndReleased(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, 201, r.StatusCode)
 			assert.Equal(t, 2, calls)
+
+			// On a route that runs straight through, too.
+			get := k.wrap(env.engine, func(context.Context, string) (response, error) { return response{}, boom })
+			_, err = get(context.Background(), input{method: http.MethodGet})
+			assert.ErrorIs(t, err, boom)
 		})
 	}
 }
@@ -585,6 +607,20 @@ func TestPayloadFields(t *testing.T) {
 	r, err = send(context.Background(), input{body: str(`{"amount":2001,"currency":"usd","sent_at":"10:00"}`)})
 	require.NoError(t, err)
 	assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
+
+	// One field selects too; a body that is not JSON is compared whole.
+	one := restKind.wrap(newEnv(t).engine, c.handle, WithPayloadFields("amount"))
+	_, err = one(context.Background(), input{body: str(`{"amount":2000,"currency":"usd"}`)})
+	require.NoError(t, err)
+	r, err = one(context.Background(), input{body: str(`{"amount":2000,"currency":"eur"}`)})
+	require.NoError(t, err)
+	assert.Equal(t, "true", r.Headers[ReplayedHeader])
+	plain := restKind.wrap(newEnv(t).engine, c.handle, WithPayloadFields("amount"))
+	_, err = plain(context.Background(), input{body: str("amount=2000")})
+	require.NoError(t, err)
+	r, err = plain(context.Background(), input{body: str("amount=2001")})
+	require.NoError(t, err)
+	assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
 }
 
 func TestPrincipalAndRouteOverrides(t *testing.T) {
@@ -666,6 +702,8 @@ func TestProblemJSON(t *testing.T) {
 	assert.Contains(t, r.Body, "& <", "no HTML escaping")
 
 	assert.JSONEq(t, `{"type":"about:blank","title":"Not Found","status":404}`, Problem{Status: 404}.HTTPResponse().Body)
+	assert.JSONEq(t, `{"type":"about:blank","title":"Not Found","status":404,"instance":"/payments/pay_9"}`,
+		Problem{Status: 404, Instance: "/payments/pay_9"}.HTTPResponse().Body)
 	bad := Problem{Status: 500, Detail: "x", Extensions: map[string]any{"f": func() {}}}
 	assert.JSONEq(t, `{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"x"}`, bad.FunctionURLResponse().Body)
 }

@@ -99,6 +99,12 @@ func TestBodyIsReadWithALimitAndHandedOn(t *testing.T) {
 			assert.JSONEq(t, fmt.Sprintf(`{"run":1,"body":%q}`, body), rec.Body.String(), "the handler reads the body unchanged")
 		})
 	}
+	t.Run("a bound of one byte", func(t *testing.T) {
+		var c counting
+		h := httpidem.Middleware(newEngine(t), httpidem.WithMaxBodyBytes(1))(&c)
+		problemOf(t, post(h, "/payments", key, "ab"), http.StatusRequestEntityTooLarge, "body-too-large")
+		assert.Equal(t, http.StatusCreated, post(h, "/payments", key, "a").Code)
+	})
 	t.Run("zero keeps the default", func(t *testing.T) {
 		var c counting
 		h := httpidem.Middleware(newEngine(t), httpidem.WithMaxBodyBytes(0))(&c)

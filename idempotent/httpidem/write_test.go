@@ -1,9 +1,11 @@
 package httpidem
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -55,4 +57,13 @@ func TestHeaderOf(t *testing.T) {
 	h := http.Header{"Idempotency-Key": {"k1", "k2"}}
 	assert.Equal(t, []string{"k1", "k2"}, HeaderOf(h).Values("idempotency-key"))
 	assert.Equal(t, h, HeaderOf(h).Header())
+}
+
+// TestProblemForUnknownErrors: an error the engine may add later fails closed as a store failure whose outcome is
+// unknown, never as "not processed".
+func TestProblemForUnknownErrors(t *testing.T) {
+	p := newConfig(nil).problemFor(errors.New("something new"))
+	assert.Equal(t, http.StatusServiceUnavailable, p.Status)
+	assert.Contains(t, p.Detail, "whether it took effect is unknown")
+	assert.Equal(t, 2*time.Second, p.retryAfter)
 }
