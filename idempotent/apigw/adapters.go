@@ -5,7 +5,9 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/httpidem"
 )
 
 // REST makes an API Gateway REST API (Lambda proxy integration, payload format 1.0) handler idempotent. Keys are
@@ -14,29 +16,14 @@ import (
 func REST(e *idempotent.Engine,
 	h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error),
 	opts ...Option) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	cfg := newConfig(opts)
-	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		r := &Request{
-			Method:    strings.ToUpper(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod)),
-			Route:     firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path),
-			Path:      ev.Path,
-			body:      ev.Body,
-			query:     mapsQuery(ev.MultiValueQueryStringParameters, ev.QueryStringParameters),
-			Principal: restPrincipal(ev.RequestContext),
-			single:    ev.Headers,
-			multi:     ev.MultiValueHeaders,
-			rest:      true,
-		}
-		r.decode(cfg, ev.IsBase64Encoded)
-		if cfg.needsRequest() {
-			r.Header, r.Event = restHeader(ev.Headers, ev.MultiValueHeaders), ev
-		}
-		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
-			out, err := h(ctx, ev)
-			return fromREST(out), err
-		})
-		return resp.rest(), err
-	}
+	return adapt(e, opts, func(ev events.APIGatewayProxyRequest) httpidem.Incoming {
+		in := incoming(firstNonEmpty(ev.HTTPMethod, ev.RequestContext.HTTPMethod),
+			firstNonEmpty(ev.Resource, ev.RequestContext.ResourcePath, ev.Path), ev.Path,
+			restPrincipal(ev.RequestContext), ev.Body, ev.IsBase64Encoded,
+			&eventHeaders{single: ev.Headers, multi: ev.MultiValueHeaders, rest: true})
+		in.Query = httpidem.MapsQuery(ev.MultiValueQueryStringParameters, ev.QueryStringParameters)
+		return in
+	}, h, fromREST, toREST)
 }
 
 // HTTP makes an API Gateway HTTP API (payload format 2.0) handler idempotent. Keys are scoped to the caller, the
@@ -45,27 +32,13 @@ func REST(e *idempotent.Engine,
 func HTTP(e *idempotent.Engine,
 	h func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error),
 	opts ...Option) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	cfg := newConfig(opts)
-	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		r := &Request{
-			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
-			Route:     v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)),
-			Path:      firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path),
-			body:      ev.Body,
-			query:     rawQuery(ev.RawQueryString, ev.QueryStringParameters),
-			Principal: v2Principal(ev.RequestContext.Authorizer),
-			single:    ev.Headers,
-		}
-		r.decode(cfg, ev.IsBase64Encoded)
-		if cfg.needsRequest() {
-			r.Header, r.Event = joinedHeader(ev.Headers), ev
-		}
-		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
-			out, err := h(ctx, ev)
-			return fromHTTP(out), err
-		})
-		return resp.http(), err
-	}
+	return adapt(e, opts, func(ev events.APIGatewayV2HTTPRequest) httpidem.Incoming {
+		path := firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)
+		in := incoming(ev.RequestContext.HTTP.Method, v2Route(firstNonEmpty(ev.RouteKey, ev.RequestContext.RouteKey), path),
+			path, v2Principal(ev.RequestContext.Authorizer), ev.Body, ev.IsBase64Encoded, &eventHeaders{single: ev.Headers})
+		in.Query = httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters)
+		return in
+	}, h, fromHTTP, toHTTP)
 }
 
 // FunctionURL makes a Lambda Function URL handler idempotent. Function URLs have no routes, so keys are scoped to
@@ -74,27 +47,37 @@ func HTTP(e *idempotent.Engine,
 func FunctionURL(e *idempotent.Engine,
 	h func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error),
 	opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-	cfg := newConfig(opts)
-	return func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	return adapt(e, opts, func(ev events.LambdaFunctionURLRequest) httpidem.Incoming {
 		path := firstNonEmpty(ev.RawPath, ev.RequestContext.HTTP.Path)
-		r := &Request{
-			Method:    strings.ToUpper(ev.RequestContext.HTTP.Method),
-			Route:     path,
-			Path:      path,
-			body:      ev.Body,
-			query:     rawQuery(ev.RawQueryString, ev.QueryStringParameters),
-			Principal: urlPrincipal(ev.RequestContext.Authorizer),
-			single:    ev.Headers,
+		in := incoming(ev.RequestContext.HTTP.Method, path, path, urlPrincipal(ev.RequestContext.Authorizer), ev.Body,
+			ev.IsBase64Encoded, &eventHeaders{single: ev.Headers})
+		in.Query = httpidem.RawQuery(ev.RawQueryString, ev.QueryStringParameters)
+		return in
+	}, h, fromFunctionURL, toFunctionURL)
+}
+
+// incoming is what every event type carries alike; the adapters add the query, whose form differs.
+func incoming(method, route, path, principal, body string, isBase64 bool, h *eventHeaders) httpidem.Incoming {
+	return httpidem.Incoming{Method: method, Route: route, Path: path, Principal: principal,
+		LegacyPrincipal: legacyPrincipal(principal), Body: body, Base64: isBase64, Headers: h}
+}
+
+// adapt is the one body of the three adapters: translate the event (incoming), run it through the core, convert
+// the handler's response to the recorded form (from) and the answer back to the event type's (to).
+func adapt[Ev, Out any](e *idempotent.Engine, opts []Option, incoming func(Ev) httpidem.Incoming,
+	h func(context.Context, Ev) (Out, error), from func(Out) httpidem.Response, to func(httpidem.Response) Out,
+) func(context.Context, Ev) (Out, error) {
+	core := httpidem.NewCore(e, opts...)
+	return func(ctx context.Context, ev Ev) (Out, error) {
+		in := incoming(ev)
+		if core.NeedsEvent() {
+			in.Event = ev
 		}
-		r.decode(cfg, ev.IsBase64Encoded)
-		if cfg.needsRequest() {
-			r.Header, r.Event = joinedHeader(ev.Headers), ev
-		}
-		resp, err := serve(ctx, e, cfg, r, func(ctx context.Context) (response, error) {
+		resp, err := core.Serve(ctx, in, func(ctx context.Context) (httpidem.Response, error) {
 			out, err := h(ctx, ev)
-			return fromFunctionURL(out), err
+			return from(out), err
 		})
-		return resp.functionURL(), err
+		return to(resp), err
 	}
 }
 

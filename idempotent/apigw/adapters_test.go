@@ -19,11 +19,12 @@ import (
 
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 	const n = 64
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			b := newBlocker()
@@ -32,7 +33,9 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 			start := make(chan struct{})
 			for range n {
 				go func() {
-					<-start
+					if !recvOff(t, start, "the start signal") {
+						return
+					}
 					r, err := send(context.Background(), input{})
 					assert.NoError(t, err)
 					results <- r
@@ -42,10 +45,10 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 			// The one that claimed the key blocks in the handler; every other one must answer without waiting.
 			var got []response
 			for range n - 1 {
-				got = append(got, <-results)
+				got = append(got, testwait.Recv(t, results, "a duplicate's answer"))
 			}
 			close(b.release)
-			got = append(got, <-results)
+			got = append(got, testwait.Recv(t, results, "the first request's answer"))
 
 			executed := 0
 			var first response
@@ -90,7 +93,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 		"html and unicode": {StatusCode: 200, Body: `<p>a & b → "ç" ` + "\u2028" + `</p>`},
 		"binary base64":    {StatusCode: 200, Body: b64("\x00\xff\xfe binary"), IsBase64Encoded: true},
 	}
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for name, resp := range responses {
 			t.Run(k.name+"/"+name, func(t *testing.T) {
 				env := newEnv(t)
@@ -104,8 +107,8 @@ func TestReplayIsByteIdentical(t *testing.T) {
 				assert.Equal(t, wireJSON(t, first), wireJSON(t, again))
 				if k.name == "HTTP" {
 					// The HTTP API response type carries every field; check the full JSON the runtime would send.
-					f, _ := json.Marshal(first.withHeader(ReplayedHeader, "x").http())
-					a, _ := json.Marshal(again.withHeader(ReplayedHeader, "x").http())
+					f, _ := json.Marshal(toHTTP(withoutReplayed(first)))
+					a, _ := json.Marshal(toHTTP(withoutReplayed(again)))
 					assert.Equal(t, string(f), string(a))
 				}
 			})
@@ -122,11 +125,28 @@ func TestHandlerHeaderMapIsNotMutated(t *testing.T) {
 	_, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"Content-Type": "application/json"}, shared)
+
+	// A handler that sets Idempotent-Replayed itself, in either map and any spelling, has it replaced, on copies.
+	for _, k := range []kind{restKind, httpKind} {
+		single := map[string]string{"IDEMPOTENT-REPLAYED": "y"}
+		multi := map[string][]string{"idempotent-replayed": {"x"}}
+		send := k.wrap(newEnv(t).engine, func(context.Context, string) (response, error) {
+			return response{StatusCode: 201, Headers: single, MultiValueHeaders: multi}, nil
+		})
+		for _, replayed := range []string{"false", "true"} {
+			r, err := send(context.Background(), input{})
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{ReplayedHeader: replayed}, r.Headers, k.name)
+			assert.Empty(t, r.MultiValueHeaders, k.name)
+		}
+		assert.Equal(t, map[string]string{"IDEMPOTENT-REPLAYED": "y"}, single)
+		assert.Equal(t, map[string][]string{"idempotent-replayed": {"x"}}, multi)
+	}
 }
 
 func TestHeaderNamesAreCaseInsensitive(t *testing.T) {
 	for _, name := range []string{"Idempotency-Key", "idempotency-key", "IDEMPOTENCY-KEY", "iDeMpOtEnCy-KeY"} {
-		for _, k := range []kind{restKind, httpKind, urlKind} {
+		for _, k := range frontEnds {
 			t.Run(k.name+"/"+name, func(t *testing.T) {
 				env := newEnv(t)
 				var c counter
@@ -179,7 +199,7 @@ func TestRESTHeaderShapes(t *testing.T) {
 			var c counter
 			h := REST(env.engine, func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 				r, err := c.handle(ctx, ev.Body)
-				return r.rest(), err
+				return toREST(r), err
 			})
 			var ev events.APIGatewayProxyRequest
 			loadEvent(input{}, "rest", &ev)
@@ -197,7 +217,7 @@ func TestRESTHeaderShapes(t *testing.T) {
 }
 
 func TestBase64BodiesAreDecodedForTheFingerprint(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			var c counter
@@ -218,7 +238,7 @@ func TestBase64BodiesAreDecodedForTheFingerprint(t *testing.T) {
 		var c counter
 		h := REST(env.engine, func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 			r, err := c.handle(ctx, ev.Body)
-			return r.rest(), err
+			return toREST(r), err
 		})
 		var ev events.APIGatewayProxyRequest
 		loadEvent(input{}, "rest", &ev)
@@ -296,7 +316,7 @@ func TestRecordPolicyPerStatus(t *testing.T) {
 		{422, false}, {425, false}, {429, false},
 		{500, false}, {502, false}, {503, false},
 	}
-	for _, k := range []kind{restKind, httpKind} {
+	for _, k := range frontEnds {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/%d", k.name, tc.status), func(t *testing.T) {
 				env := newEnv(t)
@@ -332,7 +352,7 @@ func TestRecordPolicyPerStatus(t *testing.T) {
 
 func TestHandlerErrorIsReturnedUnchangedAndReleased(t *testing.T) {
 	boom := errors.New("boom")
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range lambdaKinds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			calls := 0
@@ -351,12 +371,17 @@ func TestHandlerErrorIsReturnedUnchangedAndReleased(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, 201, r.StatusCode)
 			assert.Equal(t, 2, calls)
+
+			// On a route that runs straight through, too.
+			get := k.wrap(env.engine, func(context.Context, string) (response, error) { return response{}, boom })
+			_, err = get(context.Background(), input{method: http.MethodGet})
+			assert.ErrorIs(t, err, boom)
 		})
 	}
 }
 
 func TestPanicReleasesAndRepanics(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			calls := 0
@@ -447,13 +472,13 @@ func TestStaleInvocationCannotOverwrite(t *testing.T) {
 		r, _ := send(context.Background(), input{})
 		done <- r
 	}()
-	<-b.started
+	testwait.Recv(t, b.started, "the stale invocation's handler to start")
 	env.clock.Advance(2 * time.Minute) // the lease (one minute without a deadline) has ended
 	second, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"id":"pay_2"}`, second.Body)
 	close(b.release)
-	<-done
+	testwait.Recv(t, done, "the stale invocation's answer")
 	r, err := send(context.Background(), input{})
 	require.NoError(t, err)
 	assert.Equal(t, "true", r.Headers[ReplayedHeader])
@@ -524,7 +549,7 @@ func TestKeyFunc(t *testing.T) {
 	var c counter
 	h := REST(env.engine, func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 		r, err := c.handle(ctx, ev.Body)
-		return r.rest(), err
+		return toREST(r), err
 	}, fromQuery)
 	send := func(q map[string]string) response {
 		var ev events.APIGatewayProxyRequest
@@ -545,7 +570,7 @@ func TestKeyFunc(t *testing.T) {
 }
 
 func TestKeyOptional(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			var c counter
@@ -580,6 +605,20 @@ func TestPayloadFields(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "true", r.Headers[ReplayedHeader], "a volatile field outside the selection is not a mismatch")
 	r, err = send(context.Background(), input{body: str(`{"amount":2001,"currency":"usd","sent_at":"10:00"}`)})
+	require.NoError(t, err)
+	assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
+
+	// One field selects too; a body that is not JSON is compared whole.
+	one := restKind.wrap(newEnv(t).engine, c.handle, WithPayloadFields("amount"))
+	_, err = one(context.Background(), input{body: str(`{"amount":2000,"currency":"usd"}`)})
+	require.NoError(t, err)
+	r, err = one(context.Background(), input{body: str(`{"amount":2000,"currency":"eur"}`)})
+	require.NoError(t, err)
+	assert.Equal(t, "true", r.Headers[ReplayedHeader])
+	plain := restKind.wrap(newEnv(t).engine, c.handle, WithPayloadFields("amount"))
+	_, err = plain(context.Background(), input{body: str("amount=2000")})
+	require.NoError(t, err)
+	r, err = plain(context.Background(), input{body: str("amount=2001")})
 	require.NoError(t, err)
 	assertProblem(t, r, http.StatusUnprocessableEntity, "payload-mismatch")
 }
@@ -639,6 +678,7 @@ func TestV2RouteKey(t *testing.T) {
 		{"ANY /orders/{id}", "/orders/7", "/orders/{id}"},
 		{"GET /files/{proxy+}", "/files/a/b", "/files/{proxy+}"},
 		{"$default", "/anything/here", "/anything/here"},
+		{"POST ", "/raw", "/raw"}, // a route key without a path names no route
 		{"", "", ""},
 	}
 	for _, tc := range cases {
@@ -662,6 +702,8 @@ func TestProblemJSON(t *testing.T) {
 	assert.Contains(t, r.Body, "& <", "no HTML escaping")
 
 	assert.JSONEq(t, `{"type":"about:blank","title":"Not Found","status":404}`, Problem{Status: 404}.HTTPResponse().Body)
+	assert.JSONEq(t, `{"type":"about:blank","title":"Not Found","status":404,"instance":"/payments/pay_9"}`,
+		Problem{Status: 404, Instance: "/payments/pay_9"}.HTTPResponse().Body)
 	bad := Problem{Status: 500, Detail: "x", Extensions: map[string]any{"f": func() {}}}
 	assert.JSONEq(t, `{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"x"}`, bad.FunctionURLResponse().Body)
 }
@@ -703,7 +745,7 @@ func TestRefusedKeysAreCountedAsInvalid(t *testing.T) {
 }
 
 func TestSafeMethodsRunStraightThrough(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for _, method := range []string{"GET", "HEAD", "OPTIONS", "get"} {
 			t.Run(k.name+"/"+method, func(t *testing.T) {
 				store := memstore.New()

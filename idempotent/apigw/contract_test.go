@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idemkit/idemkit/idempotent"
+	"github.com/idemkit/idemkit/idempotent/idempotenttest"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -67,15 +70,37 @@ var contractRows = []struct {
 			r, _ := send(context.Background(), input{})
 			done <- r
 		}()
-		<-b.started
+		testwait.Recv(t, b.started, "the first request's handler to start")
 		env.clock.Advance(15*time.Second + 300*time.Millisecond)
 		r, err := send(context.Background(), input{})
 		require.NoError(t, err)
 		assertProblem(t, r, http.StatusConflict, "in-progress")
 		assert.Equal(t, "1", r.Headers["Retry-After"]) // no request of the route has completed yet: the floor
 		close(b.release)
-		first := <-done
+		first := testwait.Recv(t, done, "the first request's answer")
 		assert.Equal(t, http.StatusCreated, first.StatusCode)
+		assert.EqualValues(t, 1, b.n.Load())
+	}},
+	{"same key while the first is still running, with the wait option: the first one's response once it completes", func(t *testing.T, k kind) {
+		b := newBlocker()
+		done := make(chan response, 1)
+		// The duplicate's first pause in its wait lets the first request finish, so its next read finds the record.
+		clk := &releasingClock{Clock: idempotenttest.NewClock(epoch), onSleep: func() {
+			close(b.release)
+			testwait.Recv(t, done, "the first request's answer")
+		}}
+		env := newEnv(t, idempotent.WithClock(clk), idempotent.WithWait(idempotent.DefaultWait))
+		send := k.wrap(env.engine, b.handle)
+		go func() {
+			r, _ := send(context.Background(), input{})
+			done <- r
+		}()
+		testwait.Recv(t, b.started, "the first request's handler to start")
+		r, err := send(context.Background(), input{})
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusCreated, r.StatusCode)
+		assert.Equal(t, "true", r.Headers[ReplayedHeader])
+		assert.JSONEq(t, `{"id":"pay_1"}`, r.Body)
 		assert.EqualValues(t, 1, b.n.Load())
 	}},
 	{"first invocation crashed, lease ended: the next request runs the handler again (default policy)", func(t *testing.T, k kind) {
@@ -180,12 +205,47 @@ func crashedClaim(t *testing.T, env *env, lease time.Duration) {
 	require.Nil(t, existing)
 }
 
+// TestContract runs every row of the contract through the four front ends: REST, HTTP API, Function URL and
+// net/http.
 func TestContract(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			for _, row := range contractRows {
 				t.Run(row.row, func(t *testing.T) { row.test(t, k) })
 			}
+		})
+	}
+}
+
+// releasingClock is a fake clock that calls onSleep once, on the first pause of a waiting request.
+type releasingClock struct {
+	*idempotenttest.Clock
+	once    sync.Once
+	onSleep func()
+}
+
+func (c *releasingClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.once.Do(c.onSleep)
+	return c.Clock.Sleep(ctx, d)
+}
+
+// TestRetryAfterOfASlowRoute: Retry-After is the route's own duration in whole seconds, beyond single digits too.
+func TestRetryAfterOfASlowRoute(t *testing.T) {
+	for _, k := range frontEnds {
+		t.Run(k.name, func(t *testing.T) {
+			env := newEnv(t)
+			send := k.wrap(env.engine, func(context.Context, string) (response, error) {
+				env.clock.Advance(20 * time.Second) // the route takes 20 s
+				return response{StatusCode: http.StatusCreated}, nil
+			})
+			r, err := send(context.Background(), withKey("another-key"))
+			require.NoError(t, err)
+			require.Equal(t, http.StatusCreated, r.StatusCode)
+			crashedClaim(t, env, time.Minute)
+			r, err = send(context.Background(), input{})
+			require.NoError(t, err)
+			assertProblem(t, r, http.StatusConflict, "in-progress")
+			assert.Equal(t, "20", r.Headers["Retry-After"])
 		})
 	}
 }

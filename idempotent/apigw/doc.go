@@ -7,6 +7,10 @@
 //	HTTP(e, h, opts...)         API Gateway HTTP APIs (payload format 2.0)
 //	FunctionURL(e, h, opts...)  Lambda Function URLs
 //
+// The adapters only translate their events: the HTTP semantics below (keys, policies, scope, fingerprint,
+// problems, the recorded response) are package httpidem's core, which also serves net/http handlers with the same
+// contract (httpidem.Middleware). The options, Request and Problem here are httpidem's under their old names.
+//
 // A typical function:
 //
 //	func main() {

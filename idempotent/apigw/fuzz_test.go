@@ -83,10 +83,10 @@ func FuzzREST(f *testing.F) {
 	fuzzSeeds(f, "rest")
 	e := fuzzEngine()
 	hdr := REST(e, func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		return fuzzHandlerResponse().rest(), nil
+		return toREST(fuzzHandlerResponse()), nil
 	})
 	field := REST(e, func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		return fuzzHandlerResponse().rest(), nil
+		return toREST(fuzzHandlerResponse()), nil
 	}, WithKeyField("idempotencyKey"), WithPayloadFields("amount", "data.x"), WithRoute("/field"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev events.APIGatewayProxyRequest
@@ -104,10 +104,10 @@ func FuzzHTTP(f *testing.F) {
 	fuzzSeeds(f, "http")
 	e := fuzzEngine()
 	hdr := HTTP(e, func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		return fuzzHandlerResponse().http(), nil
+		return toHTTP(fuzzHandlerResponse()), nil
 	})
 	field := HTTP(e, func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		return fuzzHandlerResponse().http(), nil
+		return toHTTP(fuzzHandlerResponse()), nil
 	}, WithKeyField("idempotencyKey"), WithKeyOptional())
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev events.APIGatewayV2HTTPRequest
@@ -125,7 +125,7 @@ func FuzzFunctionURL(f *testing.F) {
 	fuzzSeeds(f, "url")
 	e := fuzzEngine()
 	h := FunctionURL(e, func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-		return fuzzHandlerResponse().functionURL(), nil
+		return toFunctionURL(fuzzHandlerResponse()), nil
 	})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev events.LambdaFunctionURLRequest

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/idemkit/idemkit/idempotent"
 	"github.com/idemkit/idemkit/idempotent/idempotenttest"
 	"github.com/idemkit/idemkit/idempotent/memstore"
+	"github.com/idemkit/idemkit/internal/testwait"
 )
 
 const (
@@ -90,7 +92,7 @@ type kind struct {
 var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := REST(e, func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.rest(), err
+		return toREST(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.APIGatewayProxyRequest
@@ -125,7 +127,7 @@ var restKind = kind{name: "REST", prefix: "rest", wrap: func(e *idempotent.Engin
 var httpKind = kind{name: "HTTP", prefix: "http", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := HTTP(e, func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.http(), err
+		return toHTTP(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.APIGatewayV2HTTPRequest
@@ -152,7 +154,7 @@ var httpKind = kind{name: "HTTP", prefix: "http", wrap: func(e *idempotent.Engin
 var urlKind = kind{name: "FunctionURL", prefix: "url", wrap: func(e *idempotent.Engine, h testHandler, opts ...Option) func(context.Context, input) (response, error) {
 	wrapped := FunctionURL(e, func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 		r, err := h(ctx, ev.Body)
-		return r.functionURL(), err
+		return toFunctionURL(r), err
 	}, opts...)
 	return func(ctx context.Context, in input) (response, error) {
 		var ev events.LambdaFunctionURLRequest
@@ -245,15 +247,18 @@ func assertProblem(t *testing.T, r response, status int, slug string) map[string
 	assert.NotEmpty(t, doc["detail"])
 	assert.NotContains(t, r.Body, "internal detail")
 	assert.NotContains(t, r.Body, "pay_1", "a problem must not reveal a recorded response")
+	switch slug {
+	case "in-progress", "store-unavailable", "effect-failed":
+	default:
+		assert.NotContains(t, r.Headers, "Retry-After", "a %s problem has nothing to wait for", slug)
+	}
 	return doc
 }
 
 // wireJSON is the JSON the Lambda runtime would send to API Gateway for r, minus the Idempotent-Replayed header.
 func wireJSON(t *testing.T, r response) string {
 	t.Helper()
-	r = r.withHeader(ReplayedHeader, "")
-	delete(r.Headers, ReplayedHeader)
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(withoutReplayed(r))
 	require.NoError(t, err)
 	return string(b)
 }
@@ -273,7 +278,35 @@ func newBlocker() *blocker {
 func (b *blocker) handle(ctx context.Context, body string) (response, error) {
 	b.n.Add(1)
 	b.once.Do(func() { close(b.started) })
-	<-b.release
+	// The handler runs on the request's goroutine, where a test may not call t.Fatal: a release that never comes
+	// fails the request instead, after testwait's bound.
+	select {
+	case <-b.release:
+	case <-time.After(testwait.Generous):
+		return response{}, errors.New("blocker: gave up waiting to be released")
+	}
 	return response{StatusCode: http.StatusCreated, Headers: map[string]string{"Content-Type": "application/json"},
 		Body: `{"id":"pay_1"}`}, nil
+}
+
+// withoutReplayed returns r without its Idempotent-Replayed header (any spelling), on copies of its maps.
+func withoutReplayed(r response) response {
+	r.Headers = maps.Clone(r.Headers)
+	r.MultiValueHeaders = maps.Clone(r.MultiValueHeaders)
+	drop := func(k string) bool { return strings.EqualFold(k, ReplayedHeader) }
+	maps.DeleteFunc(r.Headers, func(k, _ string) bool { return drop(k) })
+	maps.DeleteFunc(r.MultiValueHeaders, func(k string, _ []string) bool { return drop(k) })
+	return r
+}
+
+// recvOff receives from ch on a goroutine other than the test's, where t.Fatal may not be called: when nothing
+// arrives within testwait.Bound(t) it records an error on t and reports false, so the goroutine can return.
+func recvOff[T any](t *testing.T, ch <-chan T, what string) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(testwait.Bound(t)):
+		t.Errorf("gave up after %s waiting for %s", testwait.Bound(t).Round(time.Second), what)
+		return false
+	}
 }

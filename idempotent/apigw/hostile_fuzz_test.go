@@ -27,7 +27,7 @@ func FuzzIdempotencyKey(f *testing.F) {
 	} {
 		f.Add(k, uint8(i))
 	}
-	kinds := []kind{restKind, httpKind, urlKind}
+	kinds := frontEnds
 	names := []string{"Idempotency-Key", "idempotency-key", "IDEMPOTENCY-KEY"}
 	f.Fuzz(func(t *testing.T, key string, variant uint8) {
 		k := kinds[int(variant)%len(kinds)]

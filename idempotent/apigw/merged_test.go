@@ -35,30 +35,34 @@ func (s *storeCalls) ClaimComplete(ctx context.Context, c idempotent.Claim, eff 
 // TestWithMergedClaim: the option makes the engine claim and record in one merged write; without it the key is
 // claimed first.
 func TestWithMergedClaim(t *testing.T) {
-	for _, merged := range []bool{false, true} {
-		t.Run(fmt.Sprintf("merged=%v", merged), func(t *testing.T) {
-			st := &storeCalls{Store: memstore.New()}
-			e := idempotent.New(st, idempotent.WithClock(idempotenttest.NewClock(epoch)),
-				idempotent.WithDisabled(false), idempotent.WithLogger(slog.New(slog.DiscardHandler)))
-			var opts []Option
-			if merged {
-				opts = append(opts, WithMergedClaim())
-			}
-			var c counter
-			send := restKind.wrap(e, c.handle, opts...)
-			for i, replayed := range []string{"false", "true"} {
-				r, err := send(context.Background(), input{})
-				require.NoError(t, err)
-				assert.Equal(t, http.StatusCreated, r.StatusCode, "request %d", i)
-				assert.Equal(t, replayed, r.Headers[ReplayedHeader], "request %d", i)
-			}
-			if merged {
-				assert.Equal(t, int32(2), st.merged.Load(), "one merged write per request")
-				assert.Zero(t, st.claims.Load())
-			} else {
-				assert.Equal(t, int32(2), st.claims.Load(), "one claim per request")
-				assert.Zero(t, st.merged.Load())
-			}
-		})
+	for _, k := range frontEnds {
+		for _, merged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/merged=%v", k.name, merged), func(t *testing.T) { testMergedClaim(t, k, merged) })
+		}
+	}
+}
+
+func testMergedClaim(t *testing.T, k kind, merged bool) {
+	st := &storeCalls{Store: memstore.New()}
+	e := idempotent.New(st, idempotent.WithClock(idempotenttest.NewClock(epoch)),
+		idempotent.WithDisabled(false), idempotent.WithLogger(slog.New(slog.DiscardHandler)))
+	var opts []Option
+	if merged {
+		opts = append(opts, WithMergedClaim())
+	}
+	var c counter
+	send := k.wrap(e, c.handle, opts...)
+	for i, replayed := range []string{"false", "true"} {
+		r, err := send(context.Background(), input{})
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusCreated, r.StatusCode, "request %d", i)
+		assert.Equal(t, replayed, r.Headers[ReplayedHeader], "request %d", i)
+	}
+	if merged {
+		assert.Equal(t, int32(2), st.merged.Load(), "one merged write per request")
+		assert.Zero(t, st.claims.Load())
+	} else {
+		assert.Equal(t, int32(2), st.claims.Load(), "one claim per request")
+		assert.Zero(t, st.merged.Load())
 	}
 }

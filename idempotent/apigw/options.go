@@ -2,245 +2,106 @@ package apigw
 
 import (
 	"context"
-	"net/http"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/idemkit/idemkit/idempotent/httpidem"
 )
 
+// The options, the Request and the problem format are httpidem's, shared with its net/http middleware; these
+// names keep apigw's API as it was. httpidem documents each option (default and zero value).
+
 // DefaultKeyHeader is the header the key is read from unless another source is configured.
-const DefaultKeyHeader = "Idempotency-Key"
+const DefaultKeyHeader = httpidem.DefaultKeyHeader
 
 // ReplayedHeader is set on every response of a wrapped route: "true" on a replay of a recorded response, "false"
 // otherwise (first execution, problem responses, pass-through).
-const ReplayedHeader = "Idempotent-Replayed"
+const ReplayedHeader = httpidem.ReplayedHeader
 
-// Request is the adapter's view of an HTTP event, the same for the three event types. Key and principal functions
-// receive it; treat it as read-only.
-type Request struct {
-	// Method is the HTTP method in upper case.
-	Method string
-	// Route is the route the key is scoped to: the resource template for REST APIs ("/payments/{id}"), the path part
-	// of the route key for HTTP APIs (the raw path for the "$default" route), the raw path for Function URLs, or
-	// the value given to WithRoute.
-	Route string
-	// Path is the request's concrete path: the path of REST events, the raw path of HTTP API and Function URL
-	// events. The fingerprint covers it, so the same key sent to /orders/1 and /orders/2 is a mismatch.
-	Path string
-	// Header holds every header value under its canonical name. HTTP APIs and Function URLs join repeated headers
-	// with commas before the function sees them; REST APIs deliver them separately.
-	Header http.Header
-	// Body is the request body, decoded from base64 when the event says it is encoded.
-	Body []byte
-	// Principal is the caller found in the authorizer context, namespaced by its source ("cognito:", "jwt:",
-	// "lambda:", "iam:", "ctx:"; see the package documentation), or "" when the event has no authorizer.
-	Principal string
-	// Event is the original event: an events.APIGatewayProxyRequest, events.APIGatewayV2HTTPRequest or
-	// events.LambdaFunctionURLRequest.
-	Event any
+// ProblemContentType is the media type of RFC 9457 problem details.
+const ProblemContentType = httpidem.ProblemContentType
 
-	// The event's header maps and body. Header, Event and Body are built only when something reads them (key and
-	// principal functions, a key in a body field, selected payload fields, a base64 body); otherwise the adapter
-	// reads the key straight from the maps (see headerValue) and fingerprints the body string where it is, which
-	// saves a map, a slice per header, a copy of the event and a copy of the body on every request.
-	single map[string]string
-	multi  map[string][]string
-	rest   bool
-	body   string
-	// query is the query string's part of the fingerprint (see rawQuery and mapsQuery).
-	query string
-	// legacy computes the version 1 fingerprint when the engine meets a record of an earlier release.
-	legacy legacySource
-	// decoded: Body holds the body.
-	decoded bool
-}
+// DefaultProblemTypeBase is the default prefix of the "type" of the problems the adapters write. It points at
+// problems.md in this package, which documents each type under a heading named by its slug.
+const DefaultProblemTypeBase = httpidem.DefaultProblemTypeBase
 
-// Option configures an adapter.
-type Option func(*config)
+// Request is the adapter's view of an HTTP event, the same for the three event types (httpidem.Request). Key and
+// principal functions receive it; treat it as read-only.
+type Request = httpidem.Request
 
-type keySource uint8
+// Option configures an adapter (httpidem.Option).
+type Option = httpidem.Option
 
-const (
-	keyFromHeader keySource = iota
-	keyFromField
-	keyFromFunc
-)
+// WithKeyHeader is httpidem.WithKeyHeader: the key comes from the named header.
+func WithKeyHeader(name string) Option { return httpidem.WithKeyHeader(name) }
 
-type config struct {
-	source      keySource
-	header      string
-	field       string
-	keyFunc     func(context.Context, *Request) (string, error)
-	keyOptional bool
-	record      func(status int) bool
-	fields      []string
-	principal   func(context.Context, *Request) string
-	route       string
-	typeBase    string
-	// function is the function name in the scope; fpHeaders the headers the fingerprint covers.
-	function  string
-	fpHeaders []string
-	// requireIdempotent requires keys on PUT and DELETE (see policyFor).
-	requireIdempotent bool
-	// legacyScope derives record IDs as releases before the function and namespaced principals did.
-	legacyScope bool
-	// merged runs the handler before the claim (WithMergedClaim).
-	merged bool
-}
+// WithKeyField is httpidem.WithKeyField: the key comes from a field of the JSON body.
+func WithKeyField(path string) Option { return httpidem.WithKeyField(path) }
 
-// needsRequest reports whether user code sees the Request (a key or principal function), so that the adapter
-// builds its Header and Event.
-func (c *config) needsRequest() bool { return c.keyFunc != nil || c.principal != nil }
-
-// needsBody reports whether the body is read as bytes: by user code, for a key in a body field or for selected
-// payload fields.
-func (c *config) needsBody() bool {
-	return c.needsRequest() || c.source == keyFromField || len(c.fields) > 0
-}
-
-func newConfig(opts []Option) *config {
-	c := &config{
-		header:   DefaultKeyHeader,
-		record:   DefaultRecordStatus,
-		typeBase: DefaultProblemTypeBase,
-		function: defaultFunctionName(),
-	}
-	for _, o := range opts {
-		o(c)
-	}
-	return c
-}
-
-// WithKeyHeader reads the key from the named header, matched case-insensitively. Default: DefaultKeyHeader
-// ("Idempotency-Key"). The last of WithKeyHeader, WithKeyField and WithKeyFunc wins.
-func WithKeyHeader(name string) Option {
-	return func(c *config) {
-		if name != "" {
-			c.source, c.header = keyFromHeader, name
-		}
-	}
-}
-
-// WithKeyField reads the key from a dot-separated path of the JSON request body, such as "idempotencyKey" for a
-// body {"idempotencyKey": "...", "data": {...}}. A string is used as it is and a number as written; a missing
-// field, JSON null or a body that is not JSON means no key; an object, array or bool is a malformed key.
-// Default: the key comes from the header.
-func WithKeyField(path string) Option {
-	return func(c *config) {
-		if path != "" {
-			c.source, c.field = keyFromField, path
-		}
-	}
-}
-
-// WithKeyFunc computes the key from the request. Returning "" means the request carries no key. An error makes
-// the request a 400 whose detail is the Reason of an *idempotent.KeyError in the error's chain, or a generic
-// sentence for any other error (its text is never shown to the client). Default: the key comes from the header.
+// WithKeyFunc is httpidem.WithKeyFunc: the key is computed from the request.
 func WithKeyFunc(fn func(ctx context.Context, r *Request) (string, error)) Option {
-	return func(c *config) {
-		if fn != nil {
-			c.source, c.keyFunc = keyFromFunc, fn
-		}
-	}
+	return httpidem.WithKeyFunc(fn)
 }
 
-// WithKeyOptional lets requests without a key through to the handler with no idempotency (their responses carry
-// Idempotent-Replayed: false and are not recorded). A key that is present but malformed is still refused with 400.
-// It applies to every method and takes precedence over WithKeyRequiredForPutAndDelete. Default: the key is
-// required on every method except GET, HEAD, OPTIONS and TRACE (never recorded) and PUT and DELETE (recorded with a
-// key, run straight through without one).
-func WithKeyOptional() Option { return func(c *config) { c.keyOptional = true } }
+// WithKeyOptional is httpidem.WithKeyOptional: requests without a key run straight through.
+func WithKeyOptional() Option { return httpidem.WithKeyOptional() }
 
-// WithKeyRequiredForPutAndDelete refuses PUT and DELETE requests without a key with 400, as for POST. Default: PUT
-// and DELETE, idempotent by HTTP semantics, run straight through without a key and are recorded with one.
-func WithKeyRequiredForPutAndDelete() Option { return func(c *config) { c.requireIdempotent = true } }
+// WithKeyRequiredForPutAndDelete is httpidem.WithKeyRequiredForPutAndDelete.
+func WithKeyRequiredForPutAndDelete() Option { return httpidem.WithKeyRequiredForPutAndDelete() }
 
-// WithFunctionName sets the function name that scopes keys, so that functions sharing one idempotency table never
-// answer each other's requests (an event that reaches the wrong function is a new record there, not a replay of
-// the other function's response). Default: the AWS_LAMBDA_FUNCTION_NAME environment variable, which Lambda sets.
-// "" leaves the function out of the scope (record IDs are then those of releases before the function was part of
-// it, for a migration: see the README's upgrade notes).
-func WithFunctionName(name string) Option { return func(c *config) { c.function = name } }
+// WithFunctionName is httpidem.WithFunctionName: the function name in the scope.
+func WithFunctionName(name string) Option { return httpidem.WithFunctionName(name) }
 
-// WithLegacyScope derives record IDs as releases before this one did: no function in the scope, principals without
-// their source namespace ("iam:arn:..." is "arn:..."), and an authorizer without a known principal field counted as
-// "anonymous". It exists for upgrades: the scope is part of a record's ID, so after an upgrade without it a retry
-// of a request recorded before the upgrade does not find its record and runs the handler again. Deploy with it for
-// one retention period, then remove it (each removal is again such a boundary, for the records written with it).
-// While it is on, the shared scopes this release closes are open again: functions sharing a table, callers behind
-// Lambda authorizers without principalId, a principalId equal to "anonymous" or to another source's value.
-// Fingerprints are unaffected (records of either version compare correctly). Default: off.
-func WithLegacyScope() Option { return func(c *config) { c.legacyScope = true } }
+// WithLegacyScope is httpidem.WithLegacyScope: record IDs as releases before namespaced principals derived them.
+func WithLegacyScope() Option { return httpidem.WithLegacyScope() }
 
-// WithFingerprintHeaders adds the named headers (matched case-insensitively, every value in order) to the
-// fingerprint, for handlers whose result depends on them (a tenant or API version header, say). Default: no header
-// is covered, because headers change between retries of one request without changing its meaning (tracing ids,
-// dates, refreshed tokens, proxies' forwarding headers), and a retry must not become a mismatch.
-func WithFingerprintHeaders(names ...string) Option {
-	return func(c *config) { c.fpHeaders = append(c.fpHeaders, names...) }
-}
+// WithFingerprintHeaders is httpidem.WithFingerprintHeaders: named headers enter the fingerprint.
+func WithFingerprintHeaders(names ...string) Option { return httpidem.WithFingerprintHeaders(names...) }
 
-// WithRecordStatus decides by status code which handler responses are recorded for replay; for the others the
-// key is released so that a corrected request can use it again. Default: DefaultRecordStatus.
-func WithRecordStatus(fn func(status int) bool) Option {
-	return func(c *config) {
-		if fn != nil {
-			c.record = fn
-		}
-	}
-}
+// WithRecordStatus is httpidem.WithRecordStatus: which statuses are recorded.
+func WithRecordStatus(fn func(status int) bool) Option { return httpidem.WithRecordStatus(fn) }
 
-// WithPayloadFields fingerprints only the given dot-separated paths of the JSON body (see
-// idempotent.SelectFields) instead of the whole body, so that fields which legitimately differ between retries
-// (a client timestamp, a trace id) do not make a retry a mismatch. A body that is not JSON is fingerprinted whole.
-// Default: the whole body.
-func WithPayloadFields(paths ...string) Option {
-	return func(c *config) { c.fields = append(c.fields, paths...) }
-}
+// WithPayloadFields is httpidem.WithPayloadFields: only the named JSON fields enter the fingerprint.
+func WithPayloadFields(paths ...string) Option { return httpidem.WithPayloadFields(paths...) }
 
-// WithPrincipal replaces the principal the key is scoped to. fn sees the principal found in the authorizer
-// context in r.Principal (namespaced, "" without an authorizer) and may return it, refine it or replace it; ""
-// means "anonymous". Default: the principal from the authorizer context (see the package documentation).
+// WithPrincipal is httpidem.WithPrincipal: the caller the key is scoped to.
 func WithPrincipal(fn func(ctx context.Context, r *Request) string) Option {
-	return func(c *config) { c.principal = fn }
+	return httpidem.WithPrincipal(fn)
 }
 
-// WithRoute scopes keys to route instead of the route the event names. Use it for Function URLs, which have no
-// route templates, when one function serves paths with identifiers in them ("/orders/123") and keys should be
-// shared across them: the concrete path stays in the fingerprint, so a key reused on another path is a 422 rather
-// than a new record. Default: the event's route (see Request.Route).
-func WithRoute(route string) Option { return func(c *config) { c.route = route } }
+// WithRoute is httpidem.WithRoute: a fixed route in the scope.
+func WithRoute(route string) Option { return httpidem.WithRoute(route) }
 
-// WithMergedClaim runs the handler before the key is claimed and then claims and records it in one store call
-// with the handler's effects (idempotent.Spec.MergeClaim): a first request costs one DynamoDB call instead of two.
-// Use it only when every side effect of the handler is a store write handed over with idempotent.AddEffect (with
-// dynamostore: dynamostore.Put and friends) and the handler calls nothing outside: concurrent first requests each
-// run the handler, and only their effects are guaranteed to commit once. Default: claim first, then run the handler.
-func WithMergedClaim() Option { return func(c *config) { c.merged = true } }
+// WithMergedClaim is httpidem.WithMergedClaim: the claim is merged into the completion.
+func WithMergedClaim() Option { return httpidem.WithMergedClaim() }
 
-// WithProblemTypeBase sets the URI prefix of the "type" member of the problem responses the adapter writes; the
-// problem's slug ("in-progress", "payload-mismatch", ...) is appended. Default: DefaultProblemTypeBase.
-func WithProblemTypeBase(base string) Option {
-	return func(c *config) {
-		if base != "" {
-			c.typeBase = base
-		}
-	}
+// WithProblemTypeBase is httpidem.WithProblemTypeBase: the prefix of the problems' type URIs.
+func WithProblemTypeBase(base string) Option { return httpidem.WithProblemTypeBase(base) }
+
+// DefaultRecordStatus is the default record policy (httpidem.DefaultRecordStatus): 2xx, 3xx and 4xx responses are
+// recorded, except 400, 408, 422, 425 and 429; 1xx, 5xx and anything outside 100-599 are not.
+func DefaultRecordStatus(status int) bool { return httpidem.DefaultRecordStatus(status) }
+
+// Problem is an RFC 9457 problem details object (httpidem.Problem, with conversions to the event types'
+// responses). Handlers can use it for their own error responses so that a client sees one error format from a
+// wrapped route.
+type Problem httpidem.Problem
+
+// MarshalJSON writes the standard members in the order of RFC 9457 (type, title, status, detail, instance), then
+// the extensions sorted by name, without HTML escaping.
+func (p Problem) MarshalJSON() ([]byte, error) { return httpidem.Problem(p).MarshalJSON() }
+
+// RESTResponse returns p as an API Gateway REST API (payload 1.0) response.
+func (p Problem) RESTResponse() events.APIGatewayProxyResponse {
+	return toREST(httpidem.Problem(p).Response())
 }
 
-// DefaultRecordStatus is the default record policy: 2xx, 3xx and 4xx responses are recorded, except 400, 408, 422,
-// 425 and 429, which say the request itself must change or be retried later; 1xx, 5xx and anything outside
-// 100-599 are not recorded. Recording 3xx (not named by the contract) keeps a "303 See Other" that follows a
-// completed operation from running it again.
-func DefaultRecordStatus(status int) bool {
-	switch {
-	case status >= 200 && status < 400:
-		return true
-	case status >= 400 && status < 500:
-		switch status {
-		case http.StatusBadRequest, http.StatusRequestTimeout, http.StatusUnprocessableEntity, http.StatusTooEarly,
-			http.StatusTooManyRequests:
-			return false
-		}
-		return true
-	default:
-		return false
-	}
+// HTTPResponse returns p as an API Gateway HTTP API (payload 2.0) response.
+func (p Problem) HTTPResponse() events.APIGatewayV2HTTPResponse {
+	return toHTTP(httpidem.Problem(p).Response())
+}
+
+// FunctionURLResponse returns p as a Lambda Function URL response.
+func (p Problem) FunctionURLResponse() events.LambdaFunctionURLResponse {
+	return toFunctionURL(httpidem.Problem(p).Response())
 }

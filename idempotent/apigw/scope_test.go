@@ -85,10 +85,13 @@ func TestContextPrincipalOfAnUnmarshalableValue(t *testing.T) {
 	p := contextPrincipal(map[string]any{"f": func() {}})
 	assert.True(t, strings.HasPrefix(p, "ctx:"), p)
 	assert.NotEqual(t, contextPrincipal(map[string]any{}), p)
+	// The error's text is hashed, not nothing: a caller whose context failed to marshal is not named by the
+	// hash of empty input.
+	assert.NotEqual(t, "ctx:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", p)
 }
 
 func TestWithPrincipalStillOverrides(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range lambdaKinds {
 		t.Run(k.name, func(t *testing.T) {
 			var seen string
 			got := scopeOf(t, k, input{event: "iam"}, WithPrincipal(func(_ context.Context, r *Request) string {
@@ -108,7 +111,7 @@ func TestWithPrincipalStillOverrides(t *testing.T) {
 }
 
 func TestFunctionInScope(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "PaymentFunction")
 			got := scopeOf(t, k, input{})
@@ -125,7 +128,7 @@ func TestFunctionInScope(t *testing.T) {
 }
 
 func TestKeyRequiredForPutAndDelete(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for _, method := range []string{http.MethodPut, http.MethodDelete} {
 			t.Run(k.name+"/"+method, func(t *testing.T) {
 				env := newEnv(t)
@@ -143,19 +146,10 @@ func TestKeyRequiredForPutAndDelete(t *testing.T) {
 			})
 		}
 	}
-	// POST and PATCH keep requiring a key, and the safe methods keep ignoring one.
-	for method, want := range map[string]methodPolicy{"POST": keyRequired, "PATCH": keyRequired, "put": keyOptional,
-		"DELETE": keyOptional, "GET": passThrough, "head": passThrough, "OPTIONS": passThrough, "TRACE": passThrough} {
-		assert.Equal(t, want, policyFor(method, false, false), method)
-	}
-	assert.Equal(t, keyRequired, policyFor("PUT", false, true))
-	assert.Equal(t, keyOptional, policyFor("PUT", true, true))
-	assert.Equal(t, keyOptional, policyFor("POST", true, false))
-	assert.Equal(t, passThrough, policyFor("GET", false, true))
 }
 
 func TestFingerprintHeaders(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			tenant := func(v ...string) input {
 				return input{header: map[string][]string{"Idempotency-Key": {testKey}, "X-Tenant": v}}
@@ -193,31 +187,6 @@ func TestFingerprintHeaders(t *testing.T) {
 	}
 }
 
-// TestQueryEncodings pins the query part of the fingerprint: raw query strings are kept as received (order and
-// percent-encoding count); REST parameter maps are sorted by name, values in order.
-func TestQueryEncodings(t *testing.T) {
-	assert.Empty(t, rawQuery("", nil))
-	assert.Equal(t, "raw:b=2&a=1", rawQuery("b=2&a=1", map[string]string{"a": "1", "b": "2"}))
-	assert.NotEqual(t, rawQuery("a=1&b=2", nil), rawQuery("b=2&a=1", nil))
-	assert.NotEqual(t, rawQuery("a=%41", nil), rawQuery("a=A", nil))
-	// Without the raw string, the decoded parameters.
-	assert.Equal(t, mapsQuery(nil, map[string]string{"a": "1"}), rawQuery("", map[string]string{"a": "1"}))
-	assert.NotEqual(t, rawQuery("a=1", nil), rawQuery("", map[string]string{"a": "1"}))
-
-	assert.Empty(t, mapsQuery(nil, nil))
-	assert.Empty(t, mapsQuery(map[string][]string{}, map[string]string{}))
-	m := mapsQuery(map[string][]string{"b": {"2"}, "a": {"1", "3"}}, map[string]string{"b": "2", "a": "3"})
-	assert.Equal(t, m, mapsQuery(map[string][]string{"a": {"1", "3"}, "b": {"2"}}, map[string]string{"a": "3", "b": "2"}))
-	for name, other := range map[string]string{
-		"ValueOrder":   mapsQuery(map[string][]string{"b": {"2"}, "a": {"3", "1"}}, map[string]string{"b": "2", "a": "1"}),
-		"SingleDiffer": mapsQuery(map[string][]string{"b": {"2"}, "a": {"1", "3"}}, map[string]string{"b": "2", "a": "1"}),
-		"NoSingle":     mapsQuery(map[string][]string{"b": {"2"}, "a": {"1", "3"}}, nil),
-		"Shifted":      mapsQuery(map[string][]string{"b": {"2"}, "a": {"1,3"}}, map[string]string{"b": "2", "a": "3"}),
-	} {
-		assert.NotEqual(t, m, other, name)
-	}
-}
-
 // TestLegacyRecordThroughAdapters stores a record exactly as the release before fingerprint version 2 wrote it
 // (its ID and its bare hex fingerprint, from their golden values) and retries through each adapter: a retry of
 // the same request still gets the recorded response, another payload still gets 422.
@@ -225,7 +194,7 @@ func TestLegacyRecordThroughAdapters(t *testing.T) {
 	const body = `{"amount":2000,"currency":"usd","meta":{"a":1,"b":[1,2]}}`
 	const legacyFP = "88dc2f5e789dc0d903884c184890c2ce9ff8d348d246fa1be30775a6be843f30"
 	const legacyID = "9e218b072a4b53e2823a30caf33c8ccbdb04c478d84884b63dccfb1309c006ef"
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			ctx := context.Background()
@@ -234,9 +203,8 @@ func TestLegacyRecordThroughAdapters(t *testing.T) {
 				Owner: "old-release", LeaseEnd: now.Add(time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
 			_, err := env.store.Claim(ctx, idempotent.Claim{Record: rec, Now: now})
 			require.NoError(t, err)
-			rec.Response, err = responseCodec{}.Encode(response{StatusCode: 201, Body: `{"id":"pay_old"}`,
-				Headers: map[string]string{"Content-Type": "application/json"}})
-			require.NoError(t, err)
+			rec.Response = []byte(`{"v":1,"statusCode":201,"headers":{"Content-Type":"application/json"},` +
+				`"multiValueHeaders":null,"cookies":null,"body":"{\"id\":\"pay_old\"}","isBase64Encoded":false}`)
 			require.NoError(t, env.store.Complete(ctx, rec, nil))
 
 			var c counter
@@ -302,4 +270,25 @@ func TestLegacyScope(t *testing.T) {
 	assert.Equal(t, "lambda:x", legacyPrincipal("jwt:lambda:x"), "only the outer namespace goes")
 	assert.Empty(t, legacyPrincipal("ctx:0123"))
 	assert.Empty(t, legacyPrincipal(""))
+}
+
+// TestEmptyPrincipalFieldsFallThrough: a source whose field is present but empty does not name the caller; the
+// next source does.
+func TestEmptyPrincipalFieldsFallThrough(t *testing.T) {
+	const arn = "arn:aws:iam::123456789012:user/alice"
+	rest := func(authorizer map[string]any) func(ev any) {
+		return func(ev any) {
+			r := ev.(*events.APIGatewayProxyRequest)
+			r.RequestContext.Authorizer = authorizer
+			r.RequestContext.Identity.UserArn = arn
+		}
+	}
+	assert.Equal(t, "lambda:x", restPrincipal(events.APIGatewayProxyRequestContext{Authorizer: map[string]any{
+		"claims": map[string]any{"sub": ""}, "principalId": "x"}}))
+	assert.Equal(t, "iam:"+arn, scopeOf(t, restKind, input{edit: rest(map[string]any{"principalId": ""})}).Scope.Principal)
+	assert.Equal(t, "iam:"+arn, scopeOf(t, restKind, input{edit: rest(map[string]any{
+		"claims": map[string]any{"sub": ""}})}).Scope.Principal)
+	assert.Equal(t, "iam:"+arn, v2Principal(&events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		Lambda: map[string]any{"principalId": ""},
+		IAM:    &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: arn}}))
 }

@@ -46,6 +46,10 @@ func at(route, path, query string) func(ev any) {
 		case *events.LambdaFunctionURLRequest:
 			ev.RawPath, ev.RequestContext.HTTP.Path = path, path
 			ev.RawQueryString, ev.QueryStringParameters = query, joined
+		case *http.Request:
+			// The route the net driver registers on its ServeMux, in the mux's syntax ({proxy+} is {proxy...}).
+			ev.Pattern = strings.ReplaceAll(route, "+}", "...}")
+			ev.URL.Path, ev.URL.RawQuery = path, query
 		}
 	}
 }
@@ -91,7 +95,7 @@ func urlRoute(route string) func(k kind) []Option {
 
 func TestNoSilentWrongReplay(t *testing.T) {
 	for _, tc := range soundnessCases {
-		for _, k := range []kind{restKind, httpKind, urlKind} {
+		for _, k := range frontEnds {
 			t.Run(tc.name+"/"+k.name, func(t *testing.T) {
 				env := newEnv(t)
 				var c counter
@@ -133,7 +137,7 @@ var callerCases = []struct {
 		first: input{},
 		then:  input{edit: lambdaContext(map[string]any{"principalId": "anonymous"})}},
 	// An authorizer with no principal field at all still names a caller, who is not the unauthenticated one.
-	{name: "AuthorizerWithoutKnownField", kinds: []kind{restKind, httpKind, urlKind},
+	{name: "AuthorizerWithoutKnownField", kinds: lambdaKinds,
 		first: input{},
 		then:  input{edit: lambdaContext(map[string]any{"scope": "orders:write"})}},
 	// A principal equal to another source's principal: a Lambda authorizer's principalId spelling an IAM ARN.
@@ -191,7 +195,7 @@ func TestCallersNeverShareARecord(t *testing.T) {
 // TestFunctionsSharingATableNeverShareARecord: two functions with one idempotency table (one per account is common)
 // receive the same key, as when an event reaches the wrong function. Each runs its own handler.
 func TestFunctionsSharingATableNeverShareARecord(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		t.Run(k.name, func(t *testing.T) {
 			env := newEnv(t)
 			var payments, users counter
@@ -216,7 +220,7 @@ func TestFunctionsSharingATableNeverShareARecord(t *testing.T) {
 // TestPutAndDeleteWithoutKeyRunStraightThrough: PUT and DELETE are idempotent by HTTP semantics, so without a key
 // they run like a safe method; with a key they are recorded like POST.
 func TestPutAndDeleteWithoutKeyRunStraightThrough(t *testing.T) {
-	for _, k := range []kind{restKind, httpKind, urlKind} {
+	for _, k := range frontEnds {
 		for _, method := range []string{http.MethodPut, http.MethodDelete, "delete"} {
 			t.Run(k.name+"/"+method, func(t *testing.T) {
 				env := newEnv(t)

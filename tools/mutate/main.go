@@ -8,13 +8,18 @@
 // with other work are safe. Mutants on lines that no test executes survive without a run (coverage from a
 // baseline run). A mutant whose tests fail, panic or time out is killed; the timeout is derived from the baseline.
 //
-//	go run ./tools/mutate [-files regexp] [-run regexp] [-j 1] [-equivalent tools/mutate/equivalent.txt] \
-//	    [-out report.txt] [-min 90] ./idempotent/sqs ./idempotent/dynamostore
+//	go run ./tools/mutate [-files regexp] [-run regexp] [-tests pkgs] [-j 1] \
+//	    [-equivalent tools/mutate/equivalent.txt] [-out report.txt] [-min 90] ./idempotent/sqs ./idempotent/dynamostore
 //
 // The report (stdout, or -out) is stable and diffable: per package a summary line, then every survivor as
 // "SURVIVED file:line:col operator id=ID" with its original and mutated line. A survivor that cannot be killed
 // (the change does not alter behaviour) goes into the -equivalent file with its id and a reason; it is then
 // reported as EQUIVALENT and left out of the score. Score = killed / (killed + survived).
+//
+// -tests names further packages whose tests judge the mutants too: the front ends of a shared core, say, whose
+// contract tests live beside them (-tests ./idempotent/apigw for ./idempotent/httpidem). Their test binaries are
+// built with the same overlay and with coverage of the mutated package, and a mutant runs only the tests, in any of
+// the binaries, that execute its line; it is killed when any of them fails.
 //
 // Packages whose tests use internal/ddblocal/ddbtest share one DynamoDB Local that this command starts (unless
 // $IDEMKIT_TEST_DYNAMODB_ENDPOINT is set), so a mutant run does not pay for a JVM start.
@@ -56,6 +61,8 @@ type config struct {
 	equivalent map[string]string // id -> reason
 	min        float64
 	verbose    bool
+	// tests are further packages whose tests judge the mutants (-tests).
+	tests []pkg
 }
 
 func main() {
@@ -71,6 +78,7 @@ func main() {
 		minPct  = flag.Float64("min", 0, "exit 1 when a package scores below this percentage")
 		verbose = flag.Bool("v", false, "print each mutant's result as it finishes")
 		sample  = flag.Uint64("sample", 0, "run only about one mutant in `n`, chosen by id (stable across runs): an estimate of the score where a full run takes too long")
+		tests   = flag.String("tests", "", "comma-separated packages whose tests also judge the mutants (they import the mutated package)")
 	)
 	flag.Parse()
 	if flag.NArg() == 0 {
@@ -88,6 +96,16 @@ func main() {
 		}
 	}
 	var err error
+	for _, pattern := range strings.Split(*tests, ",") {
+		if pattern = strings.TrimSpace(pattern); pattern == "" {
+			continue
+		}
+		ps, err := listPackages(pattern)
+		if err != nil {
+			fatal(err)
+		}
+		cfg.tests = append(cfg.tests, ps...)
+	}
 	if cfg.equivalent, err = readEquivalent(*eqFile); err != nil {
 		fatal(err)
 	}
@@ -309,55 +327,27 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 	}
 
 	// Baseline: the unmutated tests must pass; their run time gives the mutants' timeout, their coverage the
-	// lines worth running.
-	bin := filepath.Join(work, "baseline.test")
-	if out, err := goTestC(p, bin, "", true); err != nil {
-		return nil, fmt.Errorf("build baseline tests of %s: %v\n%s", p.ImportPath, err, out)
-	}
-	// Each top-level test alone, with coverage: a mutant then runs only the tests that execute its line (and the
-	// whole run's time gives the mutants' timeout).
-	out, err := exec.Command(bin, "-test.list", ".").Output()
-	if err != nil {
-		return nil, fmt.Errorf("list the tests of %s: %w", p.ImportPath, err)
-	}
-	var runRE *regexp.Regexp
-	if cfg.run != "" {
-		runRE = regexp.MustCompile(cfg.run)
-	}
-	tests := map[string]*profile{}
+	// lines worth running. The package's own tests come first, then those of -tests.
+	var suites []*suite
 	start := time.Now()
-	for i, name := range strings.Fields(string(out)) {
-		if !(strings.HasPrefix(name, "Test") || strings.HasPrefix(name, "Fuzz")) || (runRE != nil && !runRE.MatchString(name)) {
-			continue
-		}
-		cover := filepath.Join(work, fmt.Sprintf("cover%d.out", i))
-		if out, err := runTests(context.Background(), p, bin, "^"+name+"$", time.Hour, "-test.coverprofile="+cover); err != nil {
-			return nil, fmt.Errorf("%s of %s fails without any mutant: %v\n%s", name, p.ImportPath, err, tail(out))
-		}
-		if tests[name], err = readProfile(cover, p); err != nil {
+	for i, tp := range append([]pkg{p}, cfg.tests...) {
+		s, err := baseline(cfg, p, tp, filepath.Join(work, fmt.Sprint("s", i)))
+		if err != nil {
 			return nil, err
 		}
+		suites = append(suites, s)
 	}
 	res.baseline = time.Since(start)
 	timeout := max(cfg.minTimeout, time.Duration(cfg.factor*float64(res.baseline)))
-	fmt.Fprintf(os.Stderr, "mutate: %s: %d mutants, %d tests, baseline %s, timeout %s\n", p.ImportPath, len(mutants), len(tests), res.baseline.Round(time.Millisecond), timeout.Round(time.Second))
-	selectTests := func(m *mutant) string {
-		var names []string
-		for name, prof := range tests {
-			if !m.InFunc || prof.covers(m) {
-				names = append(names, regexp.QuoteMeta(name))
-			}
-		}
-		if len(names) == 0 {
-			return ""
-		}
-		sort.Strings(names)
-		return "^(" + strings.Join(names, "|") + ")$"
+	ntests := 0
+	for _, s := range suites {
+		ntests += len(s.tests)
 	}
+	fmt.Fprintf(os.Stderr, "mutate: %s: %d mutants, %d tests, baseline %s, timeout %s\n", p.ImportPath, len(mutants), ntests, res.baseline.Round(time.Millisecond), timeout.Round(time.Second))
 
 	res.outcomes = make([]outcome, len(mutants))
 	var toRun []int
-	runs := make([]string, len(mutants)) // the -test.run of each mutant
+	runs := make([][]string, len(mutants)) // the -test.run of each mutant in each suite ("": none of its tests)
 	for i, m := range mutants {
 		o := outcome{m: m}
 		switch {
@@ -366,13 +356,21 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 		default:
 			if err := checker.typeCheck(m); err != nil {
 				o.kind, o.note = notViable, err.Error()
-			} else if runs[i] = selectTests(m); runs[i] == "" {
-				o.kind, o.note = uncovered, "not covered"
-				if cfg.verbose {
-					fmt.Fprintf(os.Stderr, "mutate: %s (not covered) %s:%d %s id=%s\n  - %s\n  + %s\n", o.kind, m.File, m.Line, m.Op, m.ID, m.Orig, m.Mut)
-				}
 			} else {
-				toRun = append(toRun, i)
+				covered := false
+				for _, s := range suites {
+					run := s.selectTests(m)
+					runs[i] = append(runs[i], run)
+					covered = covered || run != ""
+				}
+				if covered {
+					toRun = append(toRun, i)
+				} else {
+					o.kind, o.note = uncovered, "not covered"
+					if cfg.verbose {
+						fmt.Fprintf(os.Stderr, "mutate: %s (not covered) %s:%d %s id=%s\n  - %s\n  + %s\n", o.kind, m.File, m.Line, m.Op, m.ID, m.Orig, m.Mut)
+					}
+				}
 			}
 		}
 		res.outcomes[i] = o
@@ -391,7 +389,15 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 			dir := filepath.Join(work, fmt.Sprint("w", w))
 			_ = os.MkdirAll(dir, 0o755)
 			for i := range next {
-				kind, note := runMutant(p, res.outcomes[i].m, dir, runs[i], timeout)
+				kind, note := survived, ""
+				for si, s := range suites {
+					if runs[i][si] == "" {
+						continue
+					}
+					if kind, note = runMutant(s.pkg, p, res.outcomes[i].m, dir, runs[i][si], timeout); kind != survived {
+						break
+					}
+				}
 				mu.Lock()
 				res.outcomes[i].kind, res.outcomes[i].note = kind, note
 				done++
@@ -415,8 +421,65 @@ func mutatePackage(cfg config, p pkg) (*pkgResult, error) {
 	return res, nil
 }
 
-// runMutant builds the package's tests with the mutated file in an overlay and runs them.
-func runMutant(p pkg, m *mutant, dir, run string, timeout time.Duration) (kind, note string) {
+// suite is the test binary of one package that judges the mutants: its top-level tests and what each covers of the
+// mutated package.
+type suite struct {
+	pkg   pkg
+	tests map[string]*profile
+}
+
+// baseline builds tp's tests with coverage of p and runs each top-level test alone: a mutant then runs only the
+// tests that execute its line.
+func baseline(cfg config, p, tp pkg, work string) (*suite, error) {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(work, "baseline.test")
+	if out, err := goTestC(tp, p, bin, "", true); err != nil {
+		return nil, fmt.Errorf("build baseline tests of %s: %v\n%s", tp.ImportPath, err, out)
+	}
+	out, err := exec.Command(bin, "-test.list", ".").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list the tests of %s: %w", tp.ImportPath, err)
+	}
+	var runRE *regexp.Regexp
+	if cfg.run != "" {
+		runRE = regexp.MustCompile(cfg.run)
+	}
+	s := &suite{pkg: tp, tests: map[string]*profile{}}
+	for i, name := range strings.Fields(string(out)) {
+		if !(strings.HasPrefix(name, "Test") || strings.HasPrefix(name, "Fuzz")) || (runRE != nil && !runRE.MatchString(name)) {
+			continue
+		}
+		cover := filepath.Join(work, fmt.Sprintf("cover%d.out", i))
+		if out, err := runTests(context.Background(), tp, bin, "^"+name+"$", time.Hour, "-test.coverprofile="+cover); err != nil {
+			return nil, fmt.Errorf("%s of %s fails without any mutant: %v\n%s", name, tp.ImportPath, err, tail(out))
+		}
+		if s.tests[name], err = readProfile(cover, p); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// selectTests is the -test.run of the suite's tests that execute m's line, or "" when none does.
+func (s *suite) selectTests(m *mutant) string {
+	var names []string
+	for name, prof := range s.tests {
+		if !m.InFunc || prof.covers(m) {
+			names = append(names, regexp.QuoteMeta(name))
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return "^(" + strings.Join(names, "|") + ")$"
+}
+
+// runMutant builds the tests of tp (p itself or a -tests package) with p's mutated file in an overlay and runs
+// them.
+func runMutant(tp, p pkg, m *mutant, dir, run string, timeout time.Duration) (kind, note string) {
 	src, err := os.ReadFile(m.abs)
 	if err != nil {
 		return notViable, err.Error()
@@ -432,10 +495,10 @@ func runMutant(p pkg, m *mutant, dir, run string, timeout time.Duration) (kind, 
 	}
 	bin := filepath.Join(dir, "mutant.test")
 	_ = os.Remove(bin)
-	if out, err := goTestC(p, bin, overlay, false); err != nil {
+	if out, err := goTestC(tp, p, bin, overlay, false); err != nil {
 		return notViable, firstLine(out)
 	}
-	out, err := runTests(context.Background(), p, bin, run, timeout, "-test.failfast")
+	out, err := runTests(context.Background(), tp, bin, run, timeout, "-test.failfast")
 	switch {
 	case err == nil:
 		return survived, ""
@@ -446,17 +509,18 @@ func runMutant(p pkg, m *mutant, dir, run string, timeout time.Duration) (kind, 
 	}
 }
 
-func goTestC(p pkg, bin, overlay string, cover bool) ([]byte, error) {
+// goTestC builds the test binary of tp; with cover, instrumented for coverage of p (the mutated package).
+func goTestC(tp, p pkg, bin, overlay string, cover bool) ([]byte, error) {
 	// No vet and no symbol tables: a mutant's build is mostly the link of a large test binary.
 	args := []string{"test", "-c", "-vet=off", "-ldflags=-s -w", "-o", bin}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
 	if cover {
-		args = append(args, "-cover", "-covermode=count")
+		args = append(args, "-cover", "-covermode=count", "-coverpkg="+p.ImportPath)
 	}
-	cmd := exec.Command("go", append(args, p.ImportPath)...)
-	cmd.Dir = p.Root
+	cmd := exec.Command("go", append(args, tp.ImportPath)...)
+	cmd.Dir = tp.Root
 	return cmd.CombinedOutput()
 }
 

@@ -1,4 +1,4 @@
-package apigw
+package httpidem
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ const recordVersion = 1
 
 type storedResponse struct {
 	V int `json:"v"`
-	response
+	Response
 }
 
 // responseCodec stores a response as JSON. JSON is faithful here for the same reason it is the wire format: the
@@ -26,7 +26,7 @@ type storedResponse struct {
 // exact layout directly, handing anything else (another version, another spelling) to json.Unmarshal.
 type responseCodec struct{}
 
-func (responseCodec) Encode(r response) ([]byte, error) {
+func (responseCodec) Encode(r Response) ([]byte, error) {
 	n := 128 + len(r.Body) + len(r.Cookies)*16
 	for k, v := range r.Headers {
 		n += len(k) + len(v) + 6
@@ -37,9 +37,9 @@ func (responseCodec) Encode(r response) ([]byte, error) {
 	b = append(b, `,"statusCode":`...)
 	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
 	b = append(b, `,"headers":`...)
-	b = appendStringMap(b, r.Headers)
+	b = appendMap(b, r.Headers, appendString)
 	b = append(b, `,"multiValueHeaders":`...)
-	b = appendMultiMap(b, r.MultiValueHeaders)
+	b = appendMap(b, r.MultiValueHeaders, appendStrings)
 	b = append(b, `,"cookies":`...)
 	b = appendStrings(b, r.Cookies)
 	b = append(b, `,"body":`...)
@@ -49,18 +49,18 @@ func (responseCodec) Encode(r response) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func (responseCodec) Decode(b []byte) (response, error) {
+func (responseCodec) Decode(b []byte) (Response, error) {
 	if r, ok := decodeStored(b); ok {
 		return r, nil
 	}
 	var s storedResponse
 	if err := json.Unmarshal(b, &s); err != nil {
-		return response{}, err
+		return Response{}, err
 	}
 	if s.V != recordVersion {
-		return response{}, fmt.Errorf("apigw: recorded response has format version %d, want %d", s.V, recordVersion)
+		return Response{}, fmt.Errorf("httpidem: recorded response has format version %d, want %d", s.V, recordVersion)
 	}
-	return s.response, nil
+	return s.Response, nil
 }
 
 // sortedNames returns m's keys in order, in buf when they fit, as encoding/json writes map members.
@@ -73,7 +73,9 @@ func sortedNames[V any](m map[string]V, buf []string) []string {
 	return names
 }
 
-func appendStringMap(b []byte, m map[string]string) []byte {
+// appendMap writes m as encoding/json writes a map: null for nil, else its members sorted by name, each value
+// written by value.
+func appendMap[V any](b []byte, m map[string]V, value func([]byte, V) []byte) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
@@ -85,24 +87,7 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		b = appendString(b, m[k])
-	}
-	return append(b, '}')
-}
-
-func appendMultiMap(b []byte, m map[string][]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	var buf [16]string
-	b = append(b, '{')
-	for i, k := range sortedNames(m, buf[:]) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendStrings(b, m[k])
+		b = value(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -179,9 +164,9 @@ func appendString(b []byte, s string) []byte {
 
 // decodeStored reads the layout Encode writes. It reports false for anything else, which json.Unmarshal then
 // reads (or refuses) with its own rules.
-func decodeStored(b []byte) (response, bool) {
+func decodeStored(b []byte) (Response, bool) {
 	d := reader{b: b, ok: true}
-	var r response
+	var r Response
 	d.expect(`{"v":1,"statusCode":`)
 	r.StatusCode = d.int()
 	d.expect(`,"headers":`)

@@ -1,13 +1,11 @@
-package apigw
+package httpidem
 
 import (
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,25 +25,108 @@ type handlerError struct{ err error }
 
 func (e *handlerError) Error() string { return e.err.Error() }
 
-// serve runs one request through the engine and turns every outcome into a response, or returns the handler's
-// own error unchanged.
-func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
-	call func(context.Context) (response, error)) (response, error) {
-	policy := policyFor(r.Method, cfg.keyOptional, cfg.requireIdempotent)
-	if e.Disabled() || policy == passThrough {
-		// Safe methods have no side effects to protect, and replaying a read would serve stale data (policyFor).
+// Core holds the HTTP semantics every front end shares: key extraction and grammar, the method and record
+// policies, the scope, the fingerprint's inputs, the mapping of outcomes to problems and the recorded response.
+// The middleware is built on it, and so are the apigw adapters, which only translate their events; another front
+// end (a Lambda adapter for another event type) can be too. Its methods are safe for concurrent use.
+type Core struct {
+	e   *idempotent.Engine
+	cfg *config
+}
+
+// NewCore returns the core for engine e configured by opts.
+func NewCore(e *idempotent.Engine, opts ...Option) *Core { return &Core{e: e, cfg: newConfig(opts)} }
+
+// Incoming is what a front end hands the core about one request.
+type Incoming struct {
+	// Method is the HTTP method, any case; Route, Path and Principal are those of Request.
+	Method, Route, Path, Principal string
+	// LegacyPrincipal is the principal releases before namespaced principals derived from the same caller, for
+	// WithLegacyScope: "" names the anonymous scope.
+	LegacyPrincipal string
+	// Body is the body as the event carries it, in base64 when Base64 is set. Bytes, when not nil, is the body
+	// itself (Body and Base64 are then ignored): the middleware has read it as bytes.
+	Body   string
+	Base64 bool
+	Bytes  []byte
+	// Query is the query string's part of the fingerprint: RawQuery or MapsQuery of the request's query.
+	Query string
+	// Headers reads the request's header values.
+	Headers Headers
+	// Event is the original request, for key and principal functions; the front end may leave it nil unless
+	// NeedsEvent reports true, to save its copy.
+	Event any
+}
+
+// Headers reads a request's headers by name, matched case-insensitively.
+type Headers interface {
+	// Values returns every value of the header name, in order, as http.Header.Values does.
+	Values(name string) []string
+	// Header returns all the headers under their canonical names. It is called only for key and principal
+	// functions, so a front end can keep its own form and build this one on demand.
+	Header() http.Header
+}
+
+// HeaderOf returns the Headers of an http.Header.
+func HeaderOf(h http.Header) Headers { return stdHeader(h) }
+
+type stdHeader http.Header
+
+func (h stdHeader) Values(name string) []string { return http.Header(h).Values(name) }
+func (h stdHeader) Header() http.Header         { return http.Header(h) }
+
+// NeedsEvent reports whether the request's Event reaches user code (a key or principal function), so that the
+// front end must fill Incoming.Event.
+func (c *Core) NeedsEvent() bool { return c.cfg.needsRequest() }
+
+// passes reports whether a request with method m runs straight through: the engine is disabled, or the method is
+// safe (policyFor). Safe methods have no side effects to protect, and replaying a read would serve stale data.
+func (c *Core) passes(m string) bool {
+	return c.e.Disabled() || policyFor(m, c.cfg.keyOptional, c.cfg.requireIdempotent) == passThrough
+}
+
+// Serve runs one request through the engine, call running the handler, and turns every outcome into a response
+// carrying Idempotent-Replayed; it returns the handler's own error unchanged (the key is then released).
+func (c *Core) Serve(ctx context.Context, in Incoming, call func(context.Context) (Response, error)) (Response, error) {
+	if c.passes(in.Method) {
 		resp, err := call(ctx)
 		if err != nil {
 			return resp, err
 		}
 		return resp.replayed(false), nil
 	}
+	cfg := c.cfg
+	r := &Request{
+		Method:          strings.ToUpper(in.Method),
+		Route:           in.Route,
+		Path:            in.Path,
+		Principal:       in.Principal,
+		headers:         in.Headers,
+		body:            in.Body,
+		query:           in.Query,
+		legacyPrincipal: in.LegacyPrincipal,
+	}
+	switch {
+	case in.Bytes != nil:
+		r.Body, r.decoded = in.Bytes, true
+	case in.Base64 || cfg.needsBody():
+		r.Body, r.decoded = decodeBody(in.Body, in.Base64), true
+	}
+	if cfg.needsRequest() {
+		r.Header, r.Event = in.Headers.Header(), in.Event
+	}
+	return c.serve(ctx, r, call)
+}
+
+func (c *Core) serve(ctx context.Context, r *Request, call func(context.Context) (Response, error)) (Response, error) {
+	e, cfg := c.e, c.cfg
+	policy := policyFor(r.Method, cfg.keyOptional, cfg.requireIdempotent)
 	if cfg.route != "" {
 		r.Route = cfg.route
 	}
 	function := cfg.function
 	if cfg.legacyScope {
-		function, r.Principal = "", legacyPrincipal(r.Principal)
+		function, r.Principal = "", r.legacyPrincipal
 	}
 	if cfg.principal != nil {
 		r.Principal = cfg.principal(ctx, r)
@@ -54,9 +135,9 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		r.Principal = anonymous
 	}
 
-	spec := idempotent.Spec[response]{
+	spec := idempotent.Spec[Response]{
 		Codec:      responseCodec{},
-		Record:     func(resp response) bool { return cfg.record(resp.StatusCode) },
+		Record:     func(resp Response) bool { return !resp.noRecord && cfg.record(resp.StatusCode) },
 		MergeClaim: cfg.merged,
 	}
 	scope := idempotent.Scope{Function: function, Principal: r.Principal, Method: r.Method, Route: r.Route}
@@ -75,9 +156,8 @@ func serve(ctx context.Context, e *idempotent.Engine, cfg *config, r *Request,
 		req.Fingerprint = r.fingerprint(cfg)
 		r.legacy = legacySource{r, cfg}
 		req.LegacyFingerprint = &r.legacy // r is on the heap already: no allocation, where a closure was one
-
 	}
-	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (response, error) {
+	res, err := idempotent.Run(ctx, e, req, spec, func(ctx context.Context) (Response, error) {
 		resp, err := call(ctx)
 		if err != nil {
 			return resp, &handlerError{err}
@@ -135,14 +215,14 @@ func (c *config) key(ctx context.Context, r *Request) (key, refusal string) {
 		}
 		return k, ""
 	default:
-		first, n := r.headerValue(c.header)
+		vals := r.headers.Values(c.header)
 		switch {
-		case n == 0:
+		case len(vals) == 0:
 			return "", ""
-		case n > 1:
+		case len(vals) > 1:
 			return "", "several values"
 		}
-		k := strings.Trim(first, " \t")
+		k := strings.Trim(vals[0], " \t")
 		switch {
 		case k == "":
 			return "", "empty"
@@ -173,8 +253,8 @@ type problemResponse struct {
 	retryAfter time.Duration
 }
 
-func (p *problemResponse) response() response {
-	r := p.Problem.response()
+func (p *problemResponse) response() Response {
+	r := p.Problem.Response()
 	if p.retryAfter > 0 {
 		secs := int64((p.retryAfter + time.Second - 1) / time.Second)
 		r.Headers["Retry-After"] = strconv.FormatInt(max(secs, 1), 10)
@@ -269,14 +349,6 @@ func beforeRun(err error) bool {
 	return false
 }
 
-// decode fills Body when something reads it as bytes, or when it is base64 and must be decoded to be
-// fingerprinted.
-func (r *Request) decode(cfg *config, isBase64 bool) {
-	if isBase64 || cfg.needsBody() {
-		r.Body, r.decoded = decodeBody(r.body, isBase64), true
-	}
-}
-
 // fingerprint fingerprints the request's target and payload: from Body when it was decoded, else from the
 // event's body string as it is, which fingerprints alike without a copy.
 func (r *Request) fingerprint(cfg *config) string {
@@ -313,106 +385,3 @@ func decodeBody(body string, isBase64 bool) []byte {
 	}
 	return []byte(body)
 }
-
-// restHeader merges the headers and multiValueHeaders of a REST event. API Gateway puts every value of a
-// header in multiValueHeaders and the last one in headers, under the client's spelling of the name, so several
-// spellings of one name can appear. Values in headers that multiValueHeaders lacks are added, so that
-// inconsistent events show several values rather than hide one.
-func restHeader(single map[string]string, multi map[string][]string) http.Header {
-	h := make(http.Header, len(single))
-	for _, k := range sortedKeys(multi) {
-		ck := http.CanonicalHeaderKey(k)
-		h[ck] = append(h[ck], multi[k]...)
-	}
-	for _, k := range sortedKeys(single) {
-		ck := http.CanonicalHeaderKey(k)
-		if !slices.Contains(h[ck], single[k]) {
-			h[ck] = append(h[ck], single[k])
-		}
-	}
-	return h
-}
-
-// headerValue returns the first value of header name and the number of its values: what r.Header.Values(name)
-// holds, read from the event's maps when Header was not built.
-func (r *Request) headerValue(name string) (first string, n int) {
-	if r.Header != nil {
-		vals := r.Header.Values(name)
-		if len(vals) == 0 {
-			return "", 0
-		}
-		return vals[0], len(vals)
-	}
-	target := http.CanonicalHeaderKey(name)
-	var spellings, values [4]string
-	vals := values[:0]
-	if r.rest {
-		// As restHeader: every value of multiValueHeaders, then those of headers it lacks, spellings in order.
-		for _, k := range spellingsOf(r.multi, target, spellings[:0]) {
-			vals = append(vals, r.multi[k]...)
-		}
-		for _, k := range spellingsOf(r.single, target, spellings[:0]) {
-			if v := r.single[k]; !slices.Contains(vals, v) {
-				vals = append(vals, v)
-			}
-		}
-	} else {
-		for _, k := range spellingsOf(r.single, target, spellings[:0]) {
-			vals = append(vals, r.single[k])
-		}
-	}
-	if len(vals) == 0 {
-		return "", 0
-	}
-	return vals[0], len(vals)
-}
-
-// headerValues returns every value of header name, as r.Header.Values(name) would, read from the event's maps
-// when Header was not built.
-func (r *Request) headerValues(name string) []string {
-	if r.Header != nil {
-		return r.Header.Values(name)
-	}
-	target := http.CanonicalHeaderKey(name)
-	var vals []string
-	if r.rest {
-		for _, k := range spellingsOf(r.multi, target, nil) {
-			vals = append(vals, r.multi[k]...)
-		}
-		for _, k := range spellingsOf(r.single, target, nil) {
-			if v := r.single[k]; !slices.Contains(vals, v) {
-				vals = append(vals, v)
-			}
-		}
-		return vals
-	}
-	for _, k := range spellingsOf(r.single, target, nil) {
-		vals = append(vals, r.single[k])
-	}
-	return vals
-}
-
-// spellingsOf appends to dst the names in m whose canonical form is target, in order.
-func spellingsOf[V any](m map[string]V, target string, dst []string) []string {
-	for k := range m {
-		// Canonicalisation changes only ASCII case, so the cheap test rules out almost every name.
-		if len(k) == len(target) && strings.EqualFold(k, target) && http.CanonicalHeaderKey(k) == target {
-			dst = append(dst, k)
-		}
-	}
-	slices.Sort(dst)
-	return dst
-}
-
-// joinedHeader builds the header of an HTTP API or Function URL event, whose names are lower case and whose
-// repeated headers are already joined with commas.
-func joinedHeader(single map[string]string) http.Header {
-	h := make(http.Header, len(single))
-	for _, k := range sortedKeys(single) {
-		ck := http.CanonicalHeaderKey(k)
-		h[ck] = append(h[ck], single[k])
-	}
-	return h
-}
-
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,4 +1,4 @@
-package apigw
+package httpidem
 
 import (
 	"bytes"
@@ -6,15 +6,14 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-
-	"github.com/aws/aws-lambda-go/events"
 )
 
 // ProblemContentType is the media type of RFC 9457 problem details.
 const ProblemContentType = "application/problem+json"
 
-// DefaultProblemTypeBase is the default prefix of the "type" of the problems the adapters write. It points at
-// problems.md in this package, which documents each type under a heading named by its slug.
+// DefaultProblemTypeBase is the default prefix of the "type" of the problems the front ends write. It points at
+// problems.md in the apigw package (where it has always been, so that type URIs stay stable), which documents each
+// type under a heading named by its slug.
 const DefaultProblemTypeBase = "https://github.com/idemkit/idemkit/blob/main/idempotent/apigw/problems.md#"
 
 // Problem is an RFC 9457 problem details object. Handlers can use it for their own error responses so that a
@@ -102,21 +101,16 @@ func (p Problem) body() string {
 	return string(b)
 }
 
-func (p Problem) response() response {
-	return response{
+// Response returns p as a response: its status, Content-Type application/problem+json and the document. Front ends
+// convert it to their own response type.
+func (p Problem) Response() Response {
+	return Response{
 		StatusCode: p.Status,
 		Headers:    map[string]string{"Content-Type": ProblemContentType},
 		Body:       p.body(),
 	}
 }
 
-// RESTResponse returns p as an API Gateway REST API (payload 1.0) response.
-func (p Problem) RESTResponse() events.APIGatewayProxyResponse { return p.response().rest() }
-
-// HTTPResponse returns p as an API Gateway HTTP API (payload 2.0) response.
-func (p Problem) HTTPResponse() events.APIGatewayV2HTTPResponse { return p.response().http() }
-
-// FunctionURLResponse returns p as a Lambda Function URL response.
-func (p Problem) FunctionURLResponse() events.LambdaFunctionURLResponse {
-	return p.response().functionURL()
-}
+// ServeHTTP writes p as a net/http response, so that a handler behind the middleware answers its own errors in
+// the format of the middleware's problems: problem.ServeHTTP(w, r).
+func (p Problem) ServeHTTP(w http.ResponseWriter, _ *http.Request) { writeResponse(w, p.Response()) }
