@@ -213,6 +213,10 @@ func TestFastPathBounds(t *testing.T) {
 	d.expect("abd")
 	assert.False(t, d.ok, "a literal that does not match stops the reader")
 	assert.Zero(t, d.i)
+	d = reader{b: []byte("-01"), ok: true}
+	assert.Zero(t, d.int(), "a refused number reads as nothing")
+	assert.False(t, d.ok)
+	assert.Zero(t, d.i, "and the reader stays where the number began")
 	d = reader{b: []byte("12"), ok: false}
 	assert.Zero(t, d.int(), "a stopped reader reads nothing")
 	assert.Zero(t, d.i)
