@@ -244,6 +244,7 @@ func TestFastPathStrings(t *testing.T) {
 		{`"\/\b\f\r\t\"\\"`, "/\b\f\r\t\"\\", true},
 		{`"\u00e9\u00E9\ud83d\ude00\uD83D\uDE00"`, "éé😀😀", true},
 		{`"\u0000\ud7ff\ue000\udbff\udfff"`, "\x00\ud7ff\ue000\U0010ffff", true},
+		{`"\u00aA\u00Ff\u0a9F"`, "\u00aa\u00ff\u0a9f", true}, // the ends of each hex digit range
 		{`"a\nb` + "é" + `c"`, "a\nbéc", true},
 		{"\"\xff\"", "", false},
 		{"\"a\\n\xff\"", "", false},
