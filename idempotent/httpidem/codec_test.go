@@ -213,6 +213,10 @@ func TestFastPathBounds(t *testing.T) {
 	d.expect("abd")
 	assert.False(t, d.ok, "a literal that does not match stops the reader")
 	assert.Zero(t, d.i)
+	d = reader{b: []byte("-01"), ok: true}
+	assert.Zero(t, d.int(), "a refused number reads as nothing")
+	assert.False(t, d.ok)
+	assert.Zero(t, d.i, "and the reader stays where the number began")
 	d = reader{b: []byte("12"), ok: false}
 	assert.Zero(t, d.int(), "a stopped reader reads nothing")
 	assert.Zero(t, d.i)
@@ -240,6 +244,7 @@ func TestFastPathStrings(t *testing.T) {
 		{`"\/\b\f\r\t\"\\"`, "/\b\f\r\t\"\\", true},
 		{`"\u00e9\u00E9\ud83d\ude00\uD83D\uDE00"`, "éé😀😀", true},
 		{`"\u0000\ud7ff\ue000\udbff\udfff"`, "\x00\ud7ff\ue000\U0010ffff", true},
+		{`"\u00aA\u00Ff\u0a9F"`, "\u00aa\u00ff\u0a9f", true}, // the ends of each hex digit range
 		{`"a\nb` + "é" + `c"`, "a\nbéc", true},
 		{"\"\xff\"", "", false},
 		{"\"a\\n\xff\"", "", false},

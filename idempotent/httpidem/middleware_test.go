@@ -428,9 +428,10 @@ func TestStreamedResponsesAreNotRecorded(t *testing.T) {
 		srv := serve(t, httpidem.Middleware(newEngine(t))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "x") // one byte: the smallest buffered write counts
 			w.(http.Flusher).Flush()
-			select { // bounded: the handler runs on the server's goroutine, where the test may not fail
+			select { // bounded: the handler runs on the server's goroutine, where the test may not stop
 			case <-release:
 			case <-time.After(testwait.Bound(t)):
+				t.Errorf("the client did not get the flushed byte while the handler ran")
 			}
 			fmt.Fprint(w, "y")
 		})))
