@@ -162,6 +162,7 @@ FUZZ_TARGETS := \
 	./idempotent/apigw:FuzzHTTP:400000x \
 	./idempotent/apigw:FuzzFunctionURL:400000x \
 	./idempotent/apigw:FuzzIdempotencyKey:100000x \
+	./idempotent/httpidem:FuzzResponseCodecDecode:200000x \
 	./idempotent/sqs:FuzzBatch:300000x \
 	./handlers/payment/payment:FuzzParseCreateRequest:150000x \
 	./handlers/payment/payment:FuzzCreatePayment:60000x \

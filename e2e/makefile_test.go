@@ -278,3 +278,42 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	require.NoError(t, err)
 }
+
+// TestMakeFuzzListsEveryTarget: make fuzz and make fuzz-short (which CI runs) fuzz the targets FUZZ_TARGETS names,
+// so a fuzz target added to a package but not to the list would never be fuzzed beyond its seeds.
+func TestMakeFuzzListsEveryTarget(t *testing.T) {
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	require.NoError(t, err)
+	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	var found int
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git" || d.Name() == "testdata" || d.Name() == ".aws-sam") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzFunc.FindAllSubmatch(src, -1) {
+			found++
+			entry := "./" + filepath.ToSlash(rel) + ":" + string(m[1]) + ":"
+			if rel == "." {
+				entry = ".:" + string(m[1]) + ":"
+			}
+			assert.True(t, strings.Contains(string(makefile), entry), "%s in %s is missing from FUZZ_TARGETS", m[1], path)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, found, 14, "the walk found the repository's fuzz targets")
+}
