@@ -149,6 +149,10 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
+		{"UnterminatedString", `"abc`, "invalid JSON at offset 4"},
+		{"UnterminatedLongString", `["abcdefghijklmnop`, "invalid JSON at offset 18"},
+		{"ControlByteInLongString", "\"abcdefg\x01hijklmnop\"", "invalid JSON at offset 8"},
+		{"ControlByteInLongName", "{\"abcdefghijklmn\x1fop\":1}", "invalid JSON at offset 16"},
 		{"MisspelledTrue", `[tru]`, "invalid JSON at offset 1"},
 		{"MisspelledFalse", `[1,fals]`, "invalid JSON at offset 3"},
 		{"TruncatedNull", `nul`, "invalid JSON at offset 0"},

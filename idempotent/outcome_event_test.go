@@ -281,3 +281,29 @@ func TestRunReleasesUncommittedEffects(t *testing.T) {
 		})
 	}
 }
+
+// lostAnswer is a memstore whose Complete commits but answers ErrFenced, as a transport retry of a committed write
+// meets its own record.
+type lostAnswer struct{ *memstore.Store }
+
+func (s *lostAnswer) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
+	if err := s.Store.Complete(ctx, rec, effects); err != nil {
+		return err
+	}
+	return fmt.Errorf("conditional check failed: %w", idempotent.ErrFenced)
+}
+
+// TestRunCompletionCommittedDespiteFence: a completion answered with ErrFenced that did commit (the record is
+// COMPLETED by this claim's owner) is a success: the response is recorded and no store failure is reported.
+func TestRunCompletionCommittedDespiteFence(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var log eventLog
+	e := idempotent.New(&lostAnswer{memstore.New()}, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook))
+	res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.NoError(t, err)
+	assert.Equal(t, "ok", res.Value)
+	ev := log.only(t)
+	assert.NoError(t, ev.StoreErr)
+	assert.True(t, ev.Recorded)
+}
