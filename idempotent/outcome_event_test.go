@@ -307,3 +307,22 @@ func TestRunCompletionCommittedDespiteFence(t *testing.T) {
 	assert.NoError(t, ev.StoreErr)
 	assert.True(t, ev.Recorded)
 }
+
+// TestLeaseEndPastDeadline: an invocation whose deadline has already passed claims with a lease of the margin
+// alone, counted from the engine's clock: no time remains, and none is invented.
+func TestLeaseEndPastDeadline(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	stop := errors.New("stop after the claim")
+	var leaseEnd time.Time
+	store := &claimHook{Store: memstore.New(), claim: func(c idempotent.Claim) (*idempotent.Record, bool, error) {
+		leaseEnd = c.Record.LeaseEnd
+		return nil, true, stop
+	}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLeaseMargin(3*time.Second))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Minute))
+	defer cancel()
+	_, err := idempotent.Run(ctx, e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, stop)
+	assert.Equal(t, base.Add(3*time.Second), leaseEnd)
+}
