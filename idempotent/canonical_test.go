@@ -149,6 +149,10 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
+		{"LowSurrogatePair", `"\udc00\udc00"`, "unpaired surrogate escape at offset 1"},
+		{"HighSurrogateAtEnd", `"abcdefghijklmn\ud800`, "unpaired surrogate escape at offset 15"},
+		{"PairAtEnd", `"\ud83d\ude00`, "invalid JSON at offset 13"},
+		{"HighSurrogateThenShortEscape", `"\ud800\u12"`, "unpaired surrogate escape at offset 1"},
 		{"UnterminatedString", `"abc`, "invalid JSON at offset 4"},
 		{"UnterminatedLongString", `["abcdefghijklmnop`, "invalid JSON at offset 18"},
 		{"ControlByteInLongString", "\"abcdefg\x01hijklmnop\"", "invalid JSON at offset 8"},

@@ -206,21 +206,46 @@ func TestRunWaitsOnce(t *testing.T) {
 	assert.Equal(t, 1, log.only(t).Waits)
 }
 
-// TestAddEffectAfterPanic: a handler that panics ends its execution: an effect added afterwards through its
-// context (by a goroutine it left behind) is refused, so the caller writes it itself rather than losing it.
+// TestAddEffectAfterPanic: a handler that panics ends its execution, claim first or merged: an effect added
+// afterwards through its context (by a goroutine it left behind) is refused, so the caller writes it itself
+// rather than losing it.
 func TestAddEffectAfterPanic(t *testing.T) {
-	e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
-	var hctx context.Context
-	require.PanicsWithValue(t, "boom", func() {
-		_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
-			func(ctx context.Context) (string, error) {
-				hctx = ctx
-				require.True(t, idempotent.AddEffect(ctx, "before"))
-				panic("boom")
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
+			var hctx context.Context
+			require.PanicsWithValue(t, "boom", func() {
+				_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+					idempotent.Spec[string]{MergeClaim: merged}, func(ctx context.Context) (string, error) {
+						hctx = ctx
+						require.True(t, idempotent.AddEffect(ctx, "before"))
+						panic("boom")
+					})
 			})
-	})
-	require.NotNil(t, hctx)
-	assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
+			require.NotNil(t, hctx)
+			assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
+		})
+	}
+}
+
+// TestHandlerErrorOutcome: a handler's error is returned unchanged and the request counts as executed, claim
+// first or merged.
+func TestHandlerErrorOutcome(t *testing.T) {
+	handlerErr := errors.New("handler failed")
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			var log eventLog
+			e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))),
+				idempotent.WithOutcomeHook(log.hook))
+			res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+				idempotent.Spec[string]{MergeClaim: merged}, func(context.Context) (string, error) { return "partial", handlerErr })
+			require.ErrorIs(t, err, handlerErr)
+			assert.Equal(t, idempotent.OutcomeExecuted, res.Outcome)
+			ev := log.only(t)
+			assert.Equal(t, idempotent.OutcomeExecuted, ev.Outcome, "outcome %s", ev.Outcome)
+			assert.False(t, ev.Recorded)
+		})
+	}
 }
 
 // completeHook is a memstore whose Complete fails with err.
