@@ -192,6 +192,25 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	}
 }
 
+// TestCanonicalJSONSurrogatePairBounds: the first and last pairs (U+10000 and U+10FFFF) decode, and the escapes
+// just outside the surrogate ranges stand alone.
+func TestCanonicalJSONSurrogatePairBounds(t *testing.T) {
+	for in, want := range map[string]string{
+		`"\ud800\udc00"`: "\"\U00010000\"",
+		`"\udbff\udfff"`: "\"\U0010FFFF\"",
+		`"\ud7ff"`:        "\"\uD7FF\"",
+		`"\ue000"`:        "\"\uE000\"",
+	} {
+		out, err := idempotent.CanonicalJSON([]byte(in))
+		require.NoError(t, err, in)
+		assert.Equal(t, want, string(out), in)
+	}
+	for _, in := range []string{`"\ud800\ue000"`, `"\udbff\udbff"`} {
+		_, err := idempotent.CanonicalJSON([]byte(in))
+		assert.ErrorContains(t, err, "unpaired surrogate escape at offset 1", in)
+	}
+}
+
 // TestCanonicalJSONSameHighSurrogate: member names whose first characters are outside the BMP and share a high
 // surrogate sort by the low surrogate, that is by code point (U+1F600 before U+1F601), whatever order they arrive in.
 func TestCanonicalJSONSameHighSurrogate(t *testing.T) {

@@ -351,3 +351,35 @@ func TestLeaseEndPastDeadline(t *testing.T) {
 	require.ErrorIs(t, err, stop)
 	assert.Equal(t, base.Add(3*time.Second), leaseEnd)
 }
+
+// TestMergedLeasePolicy: a merged request that meets a claim whose lease has ended takes the key over under
+// LeaseReRun (the default) and answers ErrOutcomeUnknown under LeaseRefuse, as a claim-first request does.
+func TestMergedLeasePolicy(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		policy  idempotent.LeasePolicy
+		wantErr error
+	}{{idempotent.LeaseReRun, nil}, {idempotent.LeaseRefuse, idempotent.ErrOutcomeUnknown}} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			mem := memstore.New()
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			_, err := mem.Claim(context.Background(), idempotent.Claim{Now: base.Add(-time.Minute), Record: idempotent.Record{
+				ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "crashed",
+				LeaseEnd: base.Add(-time.Second), ExpiresAt: base.Add(time.Hour)}})
+			require.NoError(t, err)
+			e := idempotent.New(mem, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLeasePolicy(tc.policy))
+			res, err := idempotent.Run(context.Background(), e, req, idempotent.Spec[string]{MergeClaim: true},
+				func(context.Context) (string, error) { return "ok", nil })
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, idempotent.OutcomeExecuted, res.Outcome)
+			rec, err := mem.Get(context.Background(), req.Scope.ID(req.Key), base)
+			require.NoError(t, err)
+			require.NotNil(t, rec)
+			assert.Equal(t, idempotent.StatusCompleted, rec.Status)
+		})
+	}
+}
