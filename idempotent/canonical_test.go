@@ -153,6 +153,7 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 		{"HighSurrogateAtEnd", `"abcdefghijklmn\ud800`, "unpaired surrogate escape at offset 15"},
 		{"PairAtEnd", `"\ud83d\ude00`, "invalid JSON at offset 13"},
 		{"HighSurrogateThenShortEscape", `"\ud800\u12"`, "unpaired surrogate escape at offset 1"},
+		{"NULInShortString", "\"a\x00b\"", "invalid JSON at offset 2"},
 		{"UnterminatedString", `"abc`, "invalid JSON at offset 4"},
 		{"UnterminatedLongString", `["abcdefghijklmnop`, "invalid JSON at offset 18"},
 		{"ControlByteInLongString", "\"abcdefg\x01hijklmnop\"", "invalid JSON at offset 8"},
@@ -198,8 +199,11 @@ func TestCanonicalJSONSurrogatePairBounds(t *testing.T) {
 	for in, want := range map[string]string{
 		`"\ud800\udc00"`: "\"\U00010000\"",
 		`"\udbff\udfff"`: "\"\U0010FFFF\"",
-		`"\ud7ff"`:        "\"\uD7FF\"",
-		`"\ue000"`:        "\"\uE000\"",
+		`"\ud7ff"`:       "\"\uD7FF\"",
+		`"\ue000"`:       "\"\uE000\"",
+		// The escape of a space is the space itself; U+001F stays escaped.
+		`"\u0020"`: `" "`,
+		`"\u001f"`: `"\u001f"`,
 	} {
 		out, err := idempotent.CanonicalJSON([]byte(in))
 		require.NoError(t, err, in)
