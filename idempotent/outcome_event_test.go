@@ -177,6 +177,10 @@ func (s *heldTwice) Claim(context.Context, idempotent.Claim) (*idempotent.Record
 	return s.holder(fmt.Sprint("holder-", s.claims)), nil
 }
 
+func (s *heldTwice) ClaimComplete(ctx context.Context, c idempotent.Claim, _ []idempotent.Effect) (*idempotent.Record, error) {
+	return s.Claim(ctx, c)
+}
+
 func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,22 +192,88 @@ func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record,
 }
 
 // TestRunWaitsOnce: a request waits for a running holder once; when the key it then claims is held again, it
-// answers ErrInProgress at once instead of waiting a second time.
+// answers ErrInProgress at once instead of waiting a second time. Claim first and merged alike.
 func TestRunWaitsOnce(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clk := idempotenttest.NewClock(base)
-	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
-		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
-			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
-	}}
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			clk := idempotenttest.NewClock(base)
+			store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+				return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+					LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+			}}
+			var log eventLog
+			e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
+			_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+				idempotent.Spec[string]{MergeClaim: merged}, func(context.Context) (string, error) { return "ok", nil })
+			require.ErrorIs(t, err, idempotent.ErrInProgress)
+			assert.Equal(t, 2, store.claims)
+			assert.Equal(t, 1, store.reads, "one wait, ended by the release")
+			ev := log.only(t)
+			assert.Equal(t, 1+btoi(merged), ev.Waits, "the reads, and in merged mode the repeated write")
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestMergedNoWaitForOtherPayloads: a merged request that meets a running claim for another payload answers at
+// once without reading the record again, even with waiting on.
+func TestMergedNoWaitForOtherPayloads(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		held    idempotent.Record
+		wantErr error
+	}{
+		{"OtherPayloadRunning", idempotent.Record{Status: idempotent.StatusInProgress, Fingerprint: "other", LeaseEnd: base.Add(time.Hour)},
+			idempotent.ErrPayloadMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memstore.New()
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			held := tc.held
+			held.ID, held.Owner, held.ExpiresAt = req.Scope.ID(req.Key), "holder", base.Add(time.Hour)
+			_, err := mem.Claim(context.Background(), idempotent.Claim{Record: held, Now: base})
+			require.NoError(t, err)
+			var log eventLog
+			e := idempotent.New(mem, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Second),
+				idempotent.WithOutcomeHook(log.hook))
+			res, err := idempotent.Run(context.Background(), e, req, idempotent.Spec[string]{MergeClaim: true},
+				func(context.Context) (string, error) { return "mine", nil })
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, "recorded", res.Value)
+			}
+			assert.Zero(t, log.only(t).Waits)
+		})
+	}
+}
+
+// TestMergedResponseUnavailable: a merged request whose key completed without a kept response answers
+// ErrResponseUnavailable and counts it as such.
+func TestMergedResponseUnavailable(t *testing.T) {
 	var log eventLog
-	e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
-	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
-		func(context.Context) (string, error) { return "ok", nil })
-	require.ErrorIs(t, err, idempotent.ErrInProgress)
-	assert.Equal(t, 2, store.claims)
-	assert.Equal(t, 1, store.reads, "one wait, ended by the release")
-	assert.Equal(t, 1, log.only(t).Waits)
+	store := &unavailable{memstore.New()}
+	e := idempotent.New(store, idempotent.WithOutcomeHook(log.hook))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+		idempotent.Spec[string]{MergeClaim: true}, func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
+	assert.Equal(t, idempotent.OutcomeUnavailable, log.only(t).Outcome)
+}
+
+// unavailable is a memstore whose merged write meets a completed record without its response.
+type unavailable struct{ *memstore.Store }
+
+func (s *unavailable) ClaimComplete(context.Context, idempotent.Claim, []idempotent.Effect) (*idempotent.Record, error) {
+	return nil, fmt.Errorf("response too large to keep: %w", idempotent.ErrResponseUnavailable)
 }
 
 // TestAddEffectAfterPanic: a handler that panics ends its execution, claim first or merged: an effect added
