@@ -157,6 +157,8 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 		{"UnterminatedString", `"abc`, "invalid JSON at offset 4"},
 		{"UnterminatedLongString", `["abcdefghijklmnop`, "invalid JSON at offset 18"},
 		{"ControlByteInLongString", "\"abcdefg\x01hijklmnop\"", "invalid JSON at offset 8"},
+		// Upper case and digits: no byte of the word has its high bit set once 0x20 is added to it.
+		{"ControlByteAmongCapitals", "\"ABC0123\x01HIJKLMNOP\"", "invalid JSON at offset 8"},
 		{"ControlByteInLongName", "{\"abcdefghijklmn\x1fop\":1}", "invalid JSON at offset 16"},
 		{"MisspelledTrue", `[tru]`, "invalid JSON at offset 1"},
 		{"MisspelledFalse", `[1,fals]`, "invalid JSON at offset 3"},
