@@ -66,3 +66,25 @@ func TestOutcomeStringOutOfRange(t *testing.T) {
 		assert.Equal(t, "unknown", o.String(), "%d", o)
 	}
 }
+
+// TestEventDuration: a request's event carries the time it spent in the engine, on the engine's clock; a key the
+// adapter refused before the engine saw the request carries none.
+func TestEventDuration(t *testing.T) {
+	clk := idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	var log eventLog
+	e := idempotent.New(memstore.New(), idempotent.WithClock(clk), idempotent.WithOutcomeHook(log.hook))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) {
+			clk.Advance(3 * time.Second)
+			return "ok", nil
+		})
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, log.only(t).Duration)
+
+	var refused eventLog
+	e = idempotent.New(memstore.New(), idempotent.WithClock(clk), idempotent.WithOutcomeHook(refused.hook))
+	e.InvalidKey(context.Background(), "two values")
+	ev := refused.only(t)
+	assert.Equal(t, idempotent.OutcomeInvalidKey, ev.Outcome)
+	assert.Zero(t, ev.Duration)
+}
