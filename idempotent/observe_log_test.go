@@ -24,37 +24,69 @@ func (releaseFails) Release(context.Context, string, string) error {
 	return errors.New("release refused")
 }
 
-// TestObserveLogs: with no hook and no metrics, the log alone still gets every request, at DEBUG; a store failure
-// before the handler ran, and one after it, are logged at ERROR with messages that tell them apart.
+// TestObserveLogs: with no hook and no metrics, the log alone still gets every request, at DEBUG, with the
+// attributes that apply to it; a store failure before the handler ran, and one after it, are logged at ERROR with
+// messages that tell them apart.
 func TestObserveLogs(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	claimFails := errors.New("claim refused")
+	id := idempotent.Scope{}.ID("key-1")
 	for _, tc := range []struct {
 		name       string
 		store      func() idempotent.Store
+		opts       []idempotent.Option
+		req        idempotent.Request
 		handlerErr error
 		level, msg string
-		attr       string // an attribute the record carries
+		want       map[string]any // attributes the record carries, with their values
+		absent     []string       // attributes it does not carry
 	}{
-		{name: "Executed", store: func() idempotent.Store { return memstore.New() },
-			level: "DEBUG", msg: "idempotency", attr: "recorded"},
+		{name: "Executed", store: func() idempotent.Store { return memstore.New() }, req: idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+			level: "DEBUG", msg: "idempotency",
+			want:   map[string]any{"outcome": "executed", "idempotency_id": id, "recorded": true},
+			absent: []string{"waits", "error", "store_error"}},
+		{name: "PassThrough", store: func() idempotent.Store { return memstore.New() }, req: idempotent.Request{KeyOptional: true},
+			level: "DEBUG", msg: "idempotency",
+			want:   map[string]any{"outcome": "pass_through"},
+			absent: []string{"idempotency_id", "recorded", "waits"}},
+		{name: "Waited", store: func() idempotent.Store {
+			return &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+				return &idempotent.Record{ID: id, Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+					LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+			}}
+		}, opts: []idempotent.Option{idempotent.WithWait(time.Second)}, req: idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+			level: "DEBUG", msg: "idempotency",
+			want:   map[string]any{"outcome": "in_progress", "waits": float64(1)},
+			absent: []string{"recorded"}},
 		{name: "RefusedByStore", store: func() idempotent.Store {
 			return &claimHook{Store: memstore.New(), claim: func(idempotent.Claim) (*idempotent.Record, bool, error) { return nil, true, claimFails }}
-		}, level: "ERROR", msg: "idempotency store failed; request refused", attr: "error"},
-		{name: "FailedAfterHandler", store: func() idempotent.Store { return releaseFails{memstore.New()} }, handlerErr: errors.New("handler failed"),
-			level: "ERROR", msg: "idempotency store failed after the handler ran", attr: "store_error"},
+		}, req: idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+			level: "ERROR", msg: "idempotency store failed; request refused",
+			want:   map[string]any{"outcome": "store_error", "error": "idempotent: store claim: claim refused"},
+			absent: []string{"store_error"}},
+		{name: "FailedAfterHandler", store: func() idempotent.Store { return releaseFails{memstore.New()} }, req: idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+			handlerErr: errors.New("handler failed"),
+			level:      "ERROR", msg: "idempotency store failed after the handler ran",
+			want:   map[string]any{"outcome": "executed", "store_error": "idempotent: store release: release refused"},
+			absent: []string{"error", "recorded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			e := idempotent.New(tc.store(), idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLogger(logger))
-			_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+			opts := append([]idempotent.Option{idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLogger(logger)}, tc.opts...)
+			e := idempotent.New(tc.store(), opts...)
+			_, _ = idempotent.Run(context.Background(), e, tc.req, idempotent.Spec[string]{},
 				func(context.Context) (string, error) { return "ok", tc.handlerErr })
 			var rec map[string]any
 			require.NoError(t, json.Unmarshal(buf.Bytes(), &rec), "one record: %s", buf.String())
 			assert.Equal(t, tc.level, rec["level"])
 			assert.Equal(t, tc.msg, rec["msg"])
-			assert.Contains(t, rec, tc.attr)
+			for k, v := range tc.want {
+				assert.Equal(t, v, rec[k], k)
+			}
+			for _, k := range tc.absent {
+				assert.NotContains(t, rec, k)
+			}
 		})
 	}
 }
