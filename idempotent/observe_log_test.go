@@ -120,3 +120,42 @@ func TestEventDuration(t *testing.T) {
 	assert.Equal(t, idempotent.OutcomeInvalidKey, ev.Outcome)
 	assert.Zero(t, ev.Duration)
 }
+
+// TestMetricsStoreFailure: a store failure after the handler ran counts as store_error beside the request's own
+// outcome; a request refused by the store counts once, as store_error; a clean one only by its outcome.
+func TestMetricsStoreFailure(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		store      idempotent.Store
+		handlerErr error
+		want       []string
+	}{
+		{"Executed", memstore.New(), nil, []string{"executed"}},
+		{"FailedAfterHandler", releaseFails{memstore.New()}, errors.New("handler failed"), []string{"executed", "store_error"}},
+		{"RefusedByStore", &claimHook{Store: memstore.New(), claim: func(idempotent.Claim) (*idempotent.Record, bool, error) {
+			return nil, true, errors.New("claim refused")
+		}}, nil, []string{"store_error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			e := idempotent.New(tc.store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithMetrics(&buf, "ns", "svc"))
+			_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+				func(context.Context) (string, error) { return "ok", tc.handlerErr })
+			var doc struct {
+				AWS struct {
+					CloudWatchMetrics []struct {
+						Metrics []struct{ Name string }
+					}
+				} `json:"_aws"`
+			}
+			require.NoError(t, json.Unmarshal(buf.Bytes(), &doc), buf.String())
+			require.Len(t, doc.AWS.CloudWatchMetrics, 1)
+			var names []string
+			for _, m := range doc.AWS.CloudWatchMetrics[0].Metrics {
+				names = append(names, m.Name)
+			}
+			assert.Equal(t, tc.want, names)
+		})
+	}
+}
