@@ -159,3 +159,29 @@ func TestMetricsStoreFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestNewLoggerKeys: NewLogger writes Lambda's keys (message, timestamp in RFC 3339 UTC) at the top level only;
+// attributes in a group keep their own names and values.
+func TestNewLoggerKeys(t *testing.T) {
+	t.Setenv("AWS_LAMBDA_LOG_LEVEL", "")
+	var buf bytes.Buffer
+	logger := idempotent.NewLogger(&buf)
+	logger.Info("hello")
+	logger.WithGroup("g").Info("grouped", "time", "not a time", "msg", "inner")
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	require.Len(t, lines, 2, buf.String())
+	var top map[string]any
+	require.NoError(t, json.Unmarshal(lines[0], &top))
+	assert.Equal(t, "hello", top["message"])
+	assert.NotContains(t, top, "msg")
+	assert.NotContains(t, top, "time")
+	ts, ok := top["timestamp"].(string)
+	require.True(t, ok, "timestamp: %v", top["timestamp"])
+	parsed, err := time.Parse(time.RFC3339Nano, ts)
+	require.NoError(t, err)
+	assert.Equal(t, time.UTC, parsed.Location())
+	var grouped map[string]any
+	require.NoError(t, json.Unmarshal(lines[1], &grouped))
+	assert.Equal(t, "grouped", grouped["message"])
+	assert.Equal(t, map[string]any{"time": "not a time", "msg": "inner"}, grouped["g"])
+}
