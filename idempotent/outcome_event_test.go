@@ -453,3 +453,40 @@ func TestMergedLeasePolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestMergedReplayFillsCache: a merged request that replays a completed record puts it in the local cache, so the
+// next duplicate is answered without the store.
+func TestMergedReplayFillsCache(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ctx := context.Background()
+	mem := memstore.New()
+	req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+	held := idempotent.Record{ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "first",
+		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(time.Hour)}
+	_, err := mem.Claim(ctx, idempotent.Claim{Record: held, Now: base})
+	require.NoError(t, err)
+	done := held
+	done.Status, done.LeaseEnd, done.Response = idempotent.StatusCompleted, time.Time{}, []byte(`"recorded"`)
+	require.NoError(t, mem.Complete(ctx, done, nil))
+
+	store := &countingMerged{Store: mem}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLocalCache(10, time.Minute))
+	for i := range 2 {
+		res, err := idempotent.Run(ctx, e, req, idempotent.Spec[string]{MergeClaim: true}, func(context.Context) (string, error) { return "mine", nil })
+		require.NoError(t, err)
+		assert.Equal(t, "recorded", res.Value, "request %d", i)
+		assert.True(t, res.Replayed(), "request %d", i)
+	}
+	assert.Equal(t, 1, store.calls, "the second duplicate is answered from the cache")
+}
+
+// countingMerged counts merged writes.
+type countingMerged struct {
+	*memstore.Store
+	calls int
+}
+
+func (s *countingMerged) ClaimComplete(ctx context.Context, c idempotent.Claim, effects []idempotent.Effect) (*idempotent.Record, error) {
+	s.calls++
+	return s.Store.ClaimComplete(ctx, c, effects)
+}
