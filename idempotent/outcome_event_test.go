@@ -490,3 +490,20 @@ func (s *countingMerged) ClaimComplete(ctx context.Context, c idempotent.Claim, 
 	s.calls++
 	return s.Store.ClaimComplete(ctx, c, effects)
 }
+
+// TestWaitKeepsReserve: a request whose deadline leaves less than the reserve (250 ms) to answer in does not
+// wait at all: it answers ErrInProgress without reading the record.
+func TestWaitKeepsReserve(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+	}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := idempotent.Run(ctx, e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrInProgress)
+	assert.Zero(t, store.reads)
+}
