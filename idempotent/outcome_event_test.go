@@ -507,3 +507,43 @@ func TestWaitKeepsReserve(t *testing.T) {
 	require.ErrorIs(t, err, idempotent.ErrInProgress)
 	assert.Zero(t, store.reads)
 }
+
+// stillRunning is a memstore whose key is held by a running claim that never ends.
+type stillRunning struct {
+	*memstore.Store
+	holder idempotent.Record
+	mu     sync.Mutex
+	reads  int
+}
+
+func (s *stillRunning) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	h := s.holder
+	return &h, nil
+}
+
+func (s *stillRunning) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	h := s.holder
+	return &h, nil
+}
+
+// TestWaitBound: a wait reads the record after each pause while the pauses planned so far fit the bound. The
+// pauses start at 10-20 ms and double (each is d/2 to d), so a bound of 145 ms always fits three (at most 20 + 40
+// + 80 = 140 ms) and never four (at least 10 + 20 + 40 + 80 = 150 ms).
+func TestWaitBound(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range 20 { // the pauses are random: the count must hold for every draw
+		store := &stillRunning{Store: memstore.New(), holder: idempotent.Record{ID: "id", Status: idempotent.StatusInProgress,
+			Fingerprint: "fp", Owner: "holder", LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}}
+		var log eventLog
+		e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(145*time.Millisecond),
+			idempotent.WithOutcomeHook(log.hook))
+		_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+			func(context.Context) (string, error) { return "ok", nil })
+		require.ErrorIs(t, err, idempotent.ErrInProgress)
+		require.Equal(t, 3, store.reads)
+		require.Equal(t, 3, log.only(t).Waits)
+	}
+}
