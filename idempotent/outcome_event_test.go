@@ -547,3 +547,17 @@ func TestWaitBound(t *testing.T) {
 		require.Equal(t, 3, log.only(t).Waits)
 	}
 }
+
+// TestWaitSeesLeaseEnd: each read of a wait is judged at the clock's time after its pause: a holder whose lease
+// ended meanwhile ends the wait at the first read, and under LeaseRefuse the answer is ErrOutcomeUnknown.
+func TestWaitSeesLeaseEnd(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	store := &stillRunning{Store: memstore.New(), holder: idempotent.Record{ID: "id", Status: idempotent.StatusInProgress,
+		Fingerprint: "fp", Owner: "holder", LeaseEnd: base.Add(5 * time.Millisecond), ExpiresAt: base.Add(time.Hour)}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Second),
+		idempotent.WithLeasePolicy(idempotent.LeaseRefuse))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
+	assert.Equal(t, 1, store.reads)
+}
