@@ -97,6 +97,9 @@ func TestOutcomeStringOutOfRange(t *testing.T) {
 	for _, o := range []idempotent.Outcome{0, idempotent.OutcomePassThrough + 1, 255} {
 		assert.Equal(t, "unknown", o.String(), "%d", o)
 	}
+	// The zero Status is no status either, so a record whose status was never set cannot pass for a claim.
+	assert.Equal(t, "Status(0)", idempotent.Status(0).String())
+	assert.Equal(t, "INPROGRESS", idempotent.StatusInProgress.String())
 }
 
 // TestEventDuration: a request's event carries the time it spent in the engine, on the engine's clock; a key the
