@@ -84,35 +84,37 @@ func TestReplayDecodeFails(t *testing.T) {
 	assert.Equal(t, idempotent.OutcomeStoreError, log.only(t).Outcome)
 }
 
-// TestMergedEncodeFails: in merged mode a response that does not encode fails the request when effects would
-// have committed with it; without effects nothing was written, and the handler's answer stands, the failure
-// reported as a store error after the handler.
-func TestMergedEncodeFails(t *testing.T) {
+// TestEncodeFails: a response that does not encode fails the request when effects would have committed with it;
+// without effects the handler's answer stands, the failure reported as a store error after the handler (claim
+// first, the claim is kept until its lease ends; merged, nothing was written). Claim first and merged alike.
+func TestEncodeFails(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, withEffect := range []bool{false, true} {
-		t.Run(fmt.Sprint("effect=", withEffect), func(t *testing.T) {
-			var log eventLog
-			e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook))
-			res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
-				idempotent.Spec[string]{MergeClaim: true, Codec: unencodable{}}, func(ctx context.Context) (string, error) {
-					if withEffect {
-						require.True(t, idempotent.AddEffect(ctx, "write"))
-					}
-					return "ok", nil
-				})
-			ev := log.only(t)
-			if withEffect {
-				var se *idempotent.StoreError
-				require.ErrorAs(t, err, &se)
-				assert.Equal(t, "complete", se.Op)
-				assert.ErrorContains(t, err, "encode response: cannot encode")
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, "ok", res.Value)
-			require.Error(t, ev.StoreErr)
-			assert.ErrorContains(t, ev.StoreErr, "encode response: cannot encode")
-			assert.False(t, ev.Recorded)
-		})
+	for _, merged := range []bool{false, true} {
+		for _, withEffect := range []bool{false, true} {
+			t.Run(fmt.Sprintf("merged=%t/effect=%t", merged, withEffect), func(t *testing.T) {
+				var log eventLog
+				e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook))
+				res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+					idempotent.Spec[string]{MergeClaim: merged, Codec: unencodable{}}, func(ctx context.Context) (string, error) {
+						if withEffect {
+							require.True(t, idempotent.AddEffect(ctx, "write"))
+						}
+						return "ok", nil
+					})
+				ev := log.only(t)
+				if withEffect {
+					var se *idempotent.StoreError
+					require.ErrorAs(t, err, &se)
+					assert.Equal(t, "complete", se.Op)
+					assert.ErrorContains(t, err, "encode response: cannot encode")
+					return
+				}
+				require.NoError(t, err)
+				assert.Equal(t, "ok", res.Value)
+				require.Error(t, ev.StoreErr)
+				assert.ErrorContains(t, ev.StoreErr, "encode response: cannot encode")
+				assert.False(t, ev.Recorded)
+			})
+		}
 	}
 }
