@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -187,4 +189,20 @@ func TestNewLoggerKeys(t *testing.T) {
 	require.NoError(t, json.Unmarshal(lines[1], &grouped))
 	assert.Equal(t, "grouped", grouped["message"])
 	assert.Equal(t, map[string]any{"time": "not a time", "msg": "inner"}, grouped["g"])
+}
+
+// TestNewLoggerStdout: NewLogger(nil) writes to standard output, where Lambda collects the logs.
+func TestNewLoggerStdout(t *testing.T) {
+	t.Setenv("AWS_LAMBDA_LOG_LEVEL", "")
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	stdout := os.Stdout
+	os.Stdout = w
+	logger := idempotent.NewLogger(nil)
+	os.Stdout = stdout
+	logger.Info("to stdout")
+	require.NoError(t, w.Close())
+	out, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"message":"to stdout"`)
 }
