@@ -189,6 +189,14 @@ func TestNewLoggerKeys(t *testing.T) {
 	require.NoError(t, json.Unmarshal(lines[1], &grouped))
 	assert.Equal(t, "grouped", grouped["message"])
 	assert.Equal(t, map[string]any{"time": "not a time", "msg": "inner"}, grouped["g"])
+
+	// The time is written in UTC with every digit it has, whatever its zone.
+	buf.Reset()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
+	require.NoError(t, logger.Handler().Handle(context.Background(), slog.NewRecord(at, slog.LevelInfo, "fixed", 0)))
+	var fixed map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &fixed))
+	assert.Equal(t, "2026-01-02T02:04:05.123456789Z", fixed["timestamp"])
 }
 
 // TestNewLoggerStdout: NewLogger(nil) writes to standard output, where Lambda collects the logs.
