@@ -561,3 +561,32 @@ func TestWaitSeesLeaseEnd(t *testing.T) {
 	require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
 	assert.Equal(t, 1, store.reads)
 }
+
+// renewedHolder answers the claim with a running holder and every read with the same holder whose lease has
+// been renewed.
+type renewedHolder struct {
+	stillRunning
+	claimed idempotent.Record
+}
+
+func (s *renewedHolder) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	c := s.claimed
+	return &c, nil
+}
+
+// TestWaitAnswersLatestRead: a wait that ends on its bound answers from the record as last read, not as first met.
+func TestWaitAnswersLatestRead(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	first := idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "holder",
+		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(2 * time.Hour)}
+	renewed := first
+	renewed.LeaseEnd = base.Add(time.Hour)
+	store := &renewedHolder{stillRunning: stillRunning{Store: memstore.New(), holder: renewed}, claimed: first}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(145*time.Millisecond))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	var ipe *idempotent.InProgressError
+	require.ErrorAs(t, err, &ipe)
+	assert.Equal(t, renewed.LeaseEnd, ipe.LeaseEnd)
+	assert.Equal(t, 3, store.reads)
+}
