@@ -149,6 +149,17 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
+		{"LowSurrogatePair", `"\udc00\udc00"`, "unpaired surrogate escape at offset 1"},
+		{"HighSurrogateAtEnd", `"abcdefghijklmn\ud800`, "unpaired surrogate escape at offset 15"},
+		{"PairAtEnd", `"\ud83d\ude00`, "invalid JSON at offset 13"},
+		{"HighSurrogateThenShortEscape", `"\ud800\u12"`, "unpaired surrogate escape at offset 1"},
+		{"NULInShortString", "\"a\x00b\"", "invalid JSON at offset 2"},
+		{"UnterminatedString", `"abc`, "invalid JSON at offset 4"},
+		{"UnterminatedLongString", `["abcdefghijklmnop`, "invalid JSON at offset 18"},
+		{"ControlByteInLongString", "\"abcdefg\x01hijklmnop\"", "invalid JSON at offset 8"},
+		// Upper case and digits: no byte of the word has its high bit set once 0x20 is added to it.
+		{"ControlByteAmongCapitals", "\"ABC0123\x01HIJKLMNOP\"", "invalid JSON at offset 8"},
+		{"ControlByteInLongName", "{\"abcdefghijklmn\x1fop\":1}", "invalid JSON at offset 16"},
 		{"MisspelledTrue", `[tru]`, "invalid JSON at offset 1"},
 		{"MisspelledFalse", `[1,fals]`, "invalid JSON at offset 3"},
 		{"TruncatedNull", `nul`, "invalid JSON at offset 0"},
@@ -181,6 +192,28 @@ func TestCanonicalJSONErrorOffset(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorContains(t, err, tc.want)
 		})
+	}
+}
+
+// TestCanonicalJSONSurrogatePairBounds: the first and last pairs (U+10000 and U+10FFFF) decode, and the escapes
+// just outside the surrogate ranges stand alone.
+func TestCanonicalJSONSurrogatePairBounds(t *testing.T) {
+	for in, want := range map[string]string{
+		`"\ud800\udc00"`: "\"\U00010000\"",
+		`"\udbff\udfff"`: "\"\U0010FFFF\"",
+		`"\ud7ff"`:       "\"\uD7FF\"",
+		`"\ue000"`:       "\"\uE000\"",
+		// The escape of a space is the space itself; U+001F stays escaped.
+		`"\u0020"`: `" "`,
+		`"\u001f"`: `"\u001f"`,
+	} {
+		out, err := idempotent.CanonicalJSON([]byte(in))
+		require.NoError(t, err, in)
+		assert.Equal(t, want, string(out), in)
+	}
+	for _, in := range []string{`"\ud800\ue000"`, `"\udbff\udbff"`} {
+		_, err := idempotent.CanonicalJSON([]byte(in))
+		assert.ErrorContains(t, err, "unpaired surrogate escape at offset 1", in)
 	}
 }
 

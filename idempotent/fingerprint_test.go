@@ -131,8 +131,10 @@ func TestJSONField(t *testing.T) {
 			assert.Contains(t, ke.Reason, tc.reason)
 		})
 	}
-	_, _, err := idempotent.JSONField([]byte("{"), "a")
+	key, found, err := idempotent.JSONField([]byte("{"), "a")
 	require.Error(t, err)
+	assert.False(t, found, "nothing is found in a body that is not JSON")
+	assert.Empty(t, key)
 	require.NotErrorIs(t, err, idempotent.ErrInvalidKey, "a body that is not JSON has no key; it is not a bad key")
 }
 

@@ -177,6 +177,10 @@ func (s *heldTwice) Claim(context.Context, idempotent.Claim) (*idempotent.Record
 	return s.holder(fmt.Sprint("holder-", s.claims)), nil
 }
 
+func (s *heldTwice) ClaimComplete(ctx context.Context, c idempotent.Claim, _ []idempotent.Effect) (*idempotent.Record, error) {
+	return s.Claim(ctx, c)
+}
+
 func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,39 +192,130 @@ func (s *heldTwice) Get(context.Context, string, time.Time) (*idempotent.Record,
 }
 
 // TestRunWaitsOnce: a request waits for a running holder once; when the key it then claims is held again, it
-// answers ErrInProgress at once instead of waiting a second time.
+// answers ErrInProgress at once instead of waiting a second time. Claim first and merged alike.
 func TestRunWaitsOnce(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clk := idempotenttest.NewClock(base)
-	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
-		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
-			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
-	}}
-	var log eventLog
-	e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
-	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
-		func(context.Context) (string, error) { return "ok", nil })
-	require.ErrorIs(t, err, idempotent.ErrInProgress)
-	assert.Equal(t, 2, store.claims)
-	assert.Equal(t, 1, store.reads, "one wait, ended by the release")
-	assert.Equal(t, 1, log.only(t).Waits)
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			clk := idempotenttest.NewClock(base)
+			store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+				return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+					LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+			}}
+			var log eventLog
+			e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithWait(time.Second), idempotent.WithOutcomeHook(log.hook))
+			_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+				idempotent.Spec[string]{MergeClaim: merged}, func(context.Context) (string, error) { return "ok", nil })
+			require.ErrorIs(t, err, idempotent.ErrInProgress)
+			assert.Equal(t, 2, store.claims)
+			assert.Equal(t, 1, store.reads, "one wait, ended by the release")
+			ev := log.only(t)
+			assert.Equal(t, 1+btoi(merged), ev.Waits, "the reads, and in merged mode the repeated write")
+		})
+	}
 }
 
-// TestAddEffectAfterPanic: a handler that panics ends its execution: an effect added afterwards through its
-// context (by a goroutine it left behind) is refused, so the caller writes it itself rather than losing it.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestMergedNoWaitForOtherPayloads: a merged request that meets a running claim for another payload answers at
+// once without reading the record again, even with waiting on.
+func TestMergedNoWaitForOtherPayloads(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		held    idempotent.Record
+		wantErr error
+	}{
+		{"OtherPayloadRunning", idempotent.Record{Status: idempotent.StatusInProgress, Fingerprint: "other", LeaseEnd: base.Add(time.Hour)},
+			idempotent.ErrPayloadMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memstore.New()
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			held := tc.held
+			held.ID, held.Owner, held.ExpiresAt = req.Scope.ID(req.Key), "holder", base.Add(time.Hour)
+			_, err := mem.Claim(context.Background(), idempotent.Claim{Record: held, Now: base})
+			require.NoError(t, err)
+			var log eventLog
+			e := idempotent.New(mem, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Second),
+				idempotent.WithOutcomeHook(log.hook))
+			res, err := idempotent.Run(context.Background(), e, req, idempotent.Spec[string]{MergeClaim: true},
+				func(context.Context) (string, error) { return "mine", nil })
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, "recorded", res.Value)
+			}
+			assert.Zero(t, log.only(t).Waits)
+		})
+	}
+}
+
+// TestMergedResponseUnavailable: a merged request whose key completed without a kept response answers
+// ErrResponseUnavailable and counts it as such.
+func TestMergedResponseUnavailable(t *testing.T) {
+	var log eventLog
+	store := &unavailable{memstore.New()}
+	e := idempotent.New(store, idempotent.WithOutcomeHook(log.hook))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+		idempotent.Spec[string]{MergeClaim: true}, func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
+	assert.Equal(t, idempotent.OutcomeUnavailable, log.only(t).Outcome)
+}
+
+// unavailable is a memstore whose merged write meets a completed record without its response.
+type unavailable struct{ *memstore.Store }
+
+func (s *unavailable) ClaimComplete(context.Context, idempotent.Claim, []idempotent.Effect) (*idempotent.Record, error) {
+	return nil, fmt.Errorf("response too large to keep: %w", idempotent.ErrResponseUnavailable)
+}
+
+// TestAddEffectAfterPanic: a handler that panics ends its execution, claim first or merged: an effect added
+// afterwards through its context (by a goroutine it left behind) is refused, so the caller writes it itself
+// rather than losing it.
 func TestAddEffectAfterPanic(t *testing.T) {
-	e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
-	var hctx context.Context
-	require.PanicsWithValue(t, "boom", func() {
-		_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
-			func(ctx context.Context) (string, error) {
-				hctx = ctx
-				require.True(t, idempotent.AddEffect(ctx, "before"))
-				panic("boom")
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))))
+			var hctx context.Context
+			require.PanicsWithValue(t, "boom", func() {
+				_, _ = idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+					idempotent.Spec[string]{MergeClaim: merged}, func(ctx context.Context) (string, error) {
+						hctx = ctx
+						require.True(t, idempotent.AddEffect(ctx, "before"))
+						panic("boom")
+					})
 			})
-	})
-	require.NotNil(t, hctx)
-	assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
+			require.NotNil(t, hctx)
+			assert.False(t, idempotent.AddEffect(hctx, "after"), "the execution has ended")
+		})
+	}
+}
+
+// TestHandlerErrorOutcome: a handler's error is returned unchanged and the request counts as executed, claim
+// first or merged.
+func TestHandlerErrorOutcome(t *testing.T) {
+	handlerErr := errors.New("handler failed")
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprint("merged=", merged), func(t *testing.T) {
+			var log eventLog
+			e := idempotent.New(memstore.New(), idempotent.WithClock(idempotenttest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))),
+				idempotent.WithOutcomeHook(log.hook))
+			res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"},
+				idempotent.Spec[string]{MergeClaim: merged}, func(context.Context) (string, error) { return "partial", handlerErr })
+			require.ErrorIs(t, err, handlerErr)
+			assert.Equal(t, idempotent.OutcomeExecuted, res.Outcome)
+			ev := log.only(t)
+			assert.Equal(t, idempotent.OutcomeExecuted, ev.Outcome, "outcome %s", ev.Outcome)
+			assert.False(t, ev.Recorded)
+		})
+	}
 }
 
 // completeHook is a memstore whose Complete fails with err.
@@ -280,4 +375,218 @@ func TestRunReleasesUncommittedEffects(t *testing.T) {
 			assert.Nil(t, rec, "the key is released")
 		})
 	}
+}
+
+// lostAnswer is a memstore whose Complete commits but answers ErrFenced, as a transport retry of a committed write
+// meets its own record.
+type lostAnswer struct{ *memstore.Store }
+
+func (s *lostAnswer) Complete(ctx context.Context, rec idempotent.Record, effects []idempotent.Effect) error {
+	if err := s.Store.Complete(ctx, rec, effects); err != nil {
+		return err
+	}
+	return fmt.Errorf("conditional check failed: %w", idempotent.ErrFenced)
+}
+
+// TestRunCompletionCommittedDespiteFence: a completion answered with ErrFenced that did commit (the record is
+// COMPLETED by this claim's owner) is a success: the response is recorded and no store failure is reported.
+func TestRunCompletionCommittedDespiteFence(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var log eventLog
+	e := idempotent.New(&lostAnswer{memstore.New()}, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook))
+	res, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.NoError(t, err)
+	assert.Equal(t, "ok", res.Value)
+	ev := log.only(t)
+	assert.NoError(t, ev.StoreErr)
+	assert.True(t, ev.Recorded)
+}
+
+// TestLeaseEndPastDeadline: an invocation whose deadline has already passed claims with a lease of the margin
+// alone, counted from the engine's clock: no time remains, and none is invented.
+func TestLeaseEndPastDeadline(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	stop := errors.New("stop after the claim")
+	var leaseEnd time.Time
+	store := &claimHook{Store: memstore.New(), claim: func(c idempotent.Claim) (*idempotent.Record, bool, error) {
+		leaseEnd = c.Record.LeaseEnd
+		return nil, true, stop
+	}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLeaseMargin(3*time.Second))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Minute))
+	defer cancel()
+	_, err := idempotent.Run(ctx, e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, stop)
+	assert.Equal(t, base.Add(3*time.Second), leaseEnd)
+}
+
+// TestMergedLeasePolicy: a merged request that meets a claim whose lease has ended takes the key over under
+// LeaseReRun (the default) and answers ErrOutcomeUnknown under LeaseRefuse, as a claim-first request does.
+func TestMergedLeasePolicy(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		policy  idempotent.LeasePolicy
+		wantErr error
+	}{{idempotent.LeaseReRun, nil}, {idempotent.LeaseRefuse, idempotent.ErrOutcomeUnknown}} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			mem := memstore.New()
+			req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+			_, err := mem.Claim(context.Background(), idempotent.Claim{Now: base.Add(-time.Minute), Record: idempotent.Record{
+				ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "crashed",
+				LeaseEnd: base.Add(-time.Second), ExpiresAt: base.Add(time.Hour)}})
+			require.NoError(t, err)
+			e := idempotent.New(mem, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLeasePolicy(tc.policy))
+			res, err := idempotent.Run(context.Background(), e, req, idempotent.Spec[string]{MergeClaim: true},
+				func(context.Context) (string, error) { return "ok", nil })
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, idempotent.OutcomeExecuted, res.Outcome)
+			rec, err := mem.Get(context.Background(), req.Scope.ID(req.Key), base)
+			require.NoError(t, err)
+			require.NotNil(t, rec)
+			assert.Equal(t, idempotent.StatusCompleted, rec.Status)
+		})
+	}
+}
+
+// TestMergedReplayFillsCache: a merged request that replays a completed record puts it in the local cache, so the
+// next duplicate is answered without the store.
+func TestMergedReplayFillsCache(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ctx := context.Background()
+	mem := memstore.New()
+	req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
+	held := idempotent.Record{ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "first",
+		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(time.Hour)}
+	_, err := mem.Claim(ctx, idempotent.Claim{Record: held, Now: base})
+	require.NoError(t, err)
+	done := held
+	done.Status, done.LeaseEnd, done.Response = idempotent.StatusCompleted, time.Time{}, []byte(`"recorded"`)
+	require.NoError(t, mem.Complete(ctx, done, nil))
+
+	store := &countingMerged{Store: mem}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLocalCache(10, time.Minute))
+	for i := range 2 {
+		res, err := idempotent.Run(ctx, e, req, idempotent.Spec[string]{MergeClaim: true}, func(context.Context) (string, error) { return "mine", nil })
+		require.NoError(t, err)
+		assert.Equal(t, "recorded", res.Value, "request %d", i)
+		assert.True(t, res.Replayed(), "request %d", i)
+	}
+	assert.Equal(t, 1, store.calls, "the second duplicate is answered from the cache")
+}
+
+// countingMerged counts merged writes.
+type countingMerged struct {
+	*memstore.Store
+	calls int
+}
+
+func (s *countingMerged) ClaimComplete(ctx context.Context, c idempotent.Claim, effects []idempotent.Effect) (*idempotent.Record, error) {
+	s.calls++
+	return s.Store.ClaimComplete(ctx, c, effects)
+}
+
+// TestWaitKeepsReserve: a request whose deadline leaves less than the reserve (250 ms) to answer in does not
+// wait at all: it answers ErrInProgress without reading the record.
+func TestWaitKeepsReserve(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	store := &heldTwice{Store: memstore.New(), holder: func(owner string) *idempotent.Record {
+		return &idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: owner,
+			LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}
+	}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := idempotent.Run(ctx, e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrInProgress)
+	assert.Zero(t, store.reads)
+}
+
+// stillRunning is a memstore whose key is held by a running claim that never ends.
+type stillRunning struct {
+	*memstore.Store
+	holder idempotent.Record
+	mu     sync.Mutex
+	reads  int
+}
+
+func (s *stillRunning) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	h := s.holder
+	return &h, nil
+}
+
+func (s *stillRunning) Get(context.Context, string, time.Time) (*idempotent.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	h := s.holder
+	return &h, nil
+}
+
+// TestWaitBound: a wait reads the record after each pause while the pauses planned so far fit the bound. The
+// pauses start at 10-20 ms and double (each is d/2 to d), so a bound of 145 ms always fits three (at most 20 + 40
+// + 80 = 140 ms) and never four (at least 10 + 20 + 40 + 80 = 150 ms).
+func TestWaitBound(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range 20 { // the pauses are random: the count must hold for every draw
+		store := &stillRunning{Store: memstore.New(), holder: idempotent.Record{ID: "id", Status: idempotent.StatusInProgress,
+			Fingerprint: "fp", Owner: "holder", LeaseEnd: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}}
+		var log eventLog
+		e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(145*time.Millisecond),
+			idempotent.WithOutcomeHook(log.hook))
+		_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+			func(context.Context) (string, error) { return "ok", nil })
+		require.ErrorIs(t, err, idempotent.ErrInProgress)
+		require.Equal(t, 3, store.reads)
+		require.Equal(t, 3, log.only(t).Waits)
+	}
+}
+
+// TestWaitSeesLeaseEnd: each read of a wait is judged at the clock's time after its pause: a holder whose lease
+// ended meanwhile ends the wait at the first read, and under LeaseRefuse the answer is ErrOutcomeUnknown.
+func TestWaitSeesLeaseEnd(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	store := &stillRunning{Store: memstore.New(), holder: idempotent.Record{ID: "id", Status: idempotent.StatusInProgress,
+		Fingerprint: "fp", Owner: "holder", LeaseEnd: base.Add(5 * time.Millisecond), ExpiresAt: base.Add(time.Hour)}}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(time.Second),
+		idempotent.WithLeasePolicy(idempotent.LeaseRefuse))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	require.ErrorIs(t, err, idempotent.ErrOutcomeUnknown)
+	assert.Equal(t, 1, store.reads)
+}
+
+// renewedHolder answers the claim with a running holder and every read with the same holder whose lease has
+// been renewed.
+type renewedHolder struct {
+	stillRunning
+	claimed idempotent.Record
+}
+
+func (s *renewedHolder) Claim(context.Context, idempotent.Claim) (*idempotent.Record, error) {
+	c := s.claimed
+	return &c, nil
+}
+
+// TestWaitAnswersLatestRead: a wait that ends on its bound answers from the record as last read, not as first met.
+func TestWaitAnswersLatestRead(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	first := idempotent.Record{ID: "id", Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "holder",
+		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(2 * time.Hour)}
+	renewed := first
+	renewed.LeaseEnd = base.Add(time.Hour)
+	store := &renewedHolder{stillRunning: stillRunning{Store: memstore.New(), holder: renewed}, claimed: first}
+	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithWait(145*time.Millisecond))
+	_, err := idempotent.Run(context.Background(), e, idempotent.Request{Key: "key-1", Fingerprint: "fp"}, idempotent.Spec[string]{},
+		func(context.Context) (string, error) { return "ok", nil })
+	var ipe *idempotent.InProgressError
+	require.ErrorAs(t, err, &ipe)
+	assert.Equal(t, renewed.LeaseEnd, ipe.LeaseEnd)
+	assert.Equal(t, 3, store.reads)
 }

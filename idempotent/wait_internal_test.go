@@ -24,3 +24,15 @@ func TestPause(t *testing.T) {
 		})
 	}
 }
+
+// TestDurationsBounded: the durations of at most 256 routes are kept (a Function URL's route is a raw path a client
+// chooses), the least recently used dropped first.
+func TestDurationsBounded(t *testing.T) {
+	d := newDurations()
+	for i := range 300 {
+		d.observe(Scope{Method: "POST", Route: fmt.Sprint("/r/", i)}, time.Second)
+	}
+	assert.Equal(t, 256, d.lru.Len())
+	assert.Zero(t, d.typical(Scope{Method: "POST", Route: "/r/43"}))
+	assert.Equal(t, time.Second, d.typical(Scope{Method: "POST", Route: "/r/44"}))
+}
