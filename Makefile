@@ -172,12 +172,25 @@ FUZZ_TARGETS := \
 
 # fuzz-short gives every target of FUZZ_TARGETS a few seconds of real fuzzing (not only its seeds), one worker
 # each so that it stays frugal on a shared machine; .ci/run calls it after make test (77 s in all on an idle-ish machine).
+# A time budget (not a count: a loaded machine may run only a few inputs a second) meets a race in Go's fuzzing
+# coordinator (go.dev/issue/75804, fixed in Go 1.27): when the time is up while a worker is busy, the run fails
+# with a bare "context deadline exceeded" and writes no failing input. That exact failure, with no new input in
+# the target's testdata/fuzz, is reported and passed over; any other failure, or a written input, fails.
 FUZZ_SHORT_TIME ?= 3s
 fuzz-short: ## every fuzz target for FUZZ_SHORT_TIME (default 3s) with one worker: CI's bounded fuzzing
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; corpus="$$pkg/testdata/fuzz/$$name"; \
 		echo "== $$name in $$pkg, $(FUZZ_SHORT_TIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_SHORT_TIME) -parallel 1 $$pkg; \
+		before=$$(ls "$$corpus" 2>/dev/null | wc -l); \
+		if out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_SHORT_TIME) -parallel 1 $$pkg 2>&1); then \
+			printf '%s\n' "$$out" | tail -n 2; \
+		else \
+			printf '%s\n' "$$out"; \
+			if [ "$$(ls "$$corpus" 2>/dev/null | wc -l)" = "$$before" ] && printf '%s\n' "$$out" | grep -qx '    context deadline exceeded' \
+				&& ! printf '%s\n' "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz-short: $$name stopped on Go's fuzz-time race (go.dev/issue/75804), no failing input: passed over"; \
+			else exit 1; fi; \
+		fi; \
 	done
 
 fuzz: deps ## every fuzz target for a fixed number of executions (see docs/RELIABILITY.md)

@@ -317,3 +317,48 @@ func TestMakeFuzzListsEveryTarget(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, found, 14, "the walk found the repository's fuzz targets")
 }
+
+// TestMakeFuzzShortPassesOverOnlyTheDeadlineRace runs `make fuzz-short` with a stand-in for `go` that answers as
+// `go test -fuzz` does in each case: only Go's fuzz-time race (a bare "context deadline exceeded", no input
+// written) is passed over; a written failing input, or any other failure, fails the target.
+func TestMakeFuzzShortPassesOverOnlyTheDeadlineRace(t *testing.T) {
+	const fakeGo = `#!/bin/sh
+case "$FAKE_FUZZ" in
+pass) echo "fuzz: elapsed: 3s, execs: 900 (300/sec)"; echo PASS; echo "ok  	example/pkg	3.1s"; exit 0 ;;
+race) printf -- '--- FAIL: FuzzX (3.16s)\n    context deadline exceeded\nFAIL\nexit status 1\n'; exit 1 ;;
+crash) mkdir -p pkg/testdata/fuzz/FuzzX && echo 'go test fuzz v1' > pkg/testdata/fuzz/FuzzX/abc123
+	printf -- '--- FAIL: FuzzX (3.16s)\n    context deadline exceeded\n    Failing input written to testdata/fuzz/FuzzX/abc123\nFAIL\n'; exit 1 ;;
+written) mkdir -p pkg/testdata/fuzz/FuzzX && echo 'go test fuzz v1' > pkg/testdata/fuzz/FuzzX/def456
+	printf -- '--- FAIL: FuzzX (3.16s)\n    context deadline exceeded\nFAIL\n'; exit 1 ;;
+other) printf -- '--- FAIL: FuzzX (0.20s)\n    fuzz_test.go:12: canonical forms differ\nFAIL\n'; exit 1 ;;
+esac
+exit 2
+`
+	for _, tc := range []struct {
+		mode     string
+		wantPass bool
+	}{
+		{"pass", true},
+		{"race", true},
+		{"crash", false},
+		{"written", false},
+		{"other", false},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			dir := copyFiles(t, "Makefile")
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, "pkg"), 0o755))
+			goBin := filepath.Join(t.TempDir(), "go")
+			require.NoError(t, os.WriteFile(goBin, []byte(fakeGo), 0o755))
+			out, err := makeIn(t, dir, []string{"FAKE_FUZZ=" + tc.mode}, "fuzz-short", "GO="+goBin, "FUZZ_TARGETS=./pkg:FuzzX:1x")
+			if tc.wantPass {
+				require.NoError(t, err, out)
+			} else {
+				require.Error(t, err, out)
+				assert.NotContains(t, out, "passed over")
+			}
+			if tc.mode == "race" {
+				assert.Contains(t, out, "FuzzX stopped on Go's fuzz-time race")
+			}
+		})
+	}
+}
