@@ -68,7 +68,7 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrNotInstalled, err)
+		return nil, fmt.Errorf("%w (%w)", ErrNotInstalled, err)
 	}
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
