@@ -170,14 +170,10 @@ func ParseHTTPResponse(payload []byte) (*ProxyResponse, error) {
 	if err := d.Decode(&resp); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
-	code, err := resp.StatusCode.Int64()
+	out, err := newProxyResponse(resp.StatusCode)
 	if err != nil {
-		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status: %w", ErrMalformedResponse, resp.StatusCode.String(), err)
+		return nil, err
 	}
-	if code < 100 || code > 599 {
-		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, resp.StatusCode.String())
-	}
-	out := &ProxyResponse{StatusCode: int(code), Header: http.Header{}}
 	for k, v := range resp.Headers {
 		if v != nil {
 			out.Header.Add(k, *v)

@@ -60,14 +60,10 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 	if resp.StatusCode == nil {
 		return nil, fmt.Errorf("%w: statusCode is missing", ErrMalformedResponse)
 	}
-	code, err := resp.StatusCode.Int64()
+	out, err := newProxyResponse(*resp.StatusCode)
 	if err != nil {
-		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status: %w", ErrMalformedResponse, resp.StatusCode.String(), err)
+		return nil, err
 	}
-	if code < 100 || code > 599 {
-		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, resp.StatusCode.String())
-	}
-	out := &ProxyResponse{StatusCode: int(code), Header: http.Header{}}
 	for k, v := range resp.Headers {
 		if _, inMulti := resp.MultiValueHeaders[k]; inMulti || v == nil {
 			continue
@@ -82,6 +78,18 @@ func ParseResponse(payload []byte) (*ProxyResponse, error) {
 		}
 	}
 	return out.finish(resp.Body, resp.IsBase64Encoded)
+}
+
+// newProxyResponse starts a parsed response with its status code, which must be an integer HTTP status.
+func newProxyResponse(statusCode json.Number) (*ProxyResponse, error) {
+	code, err := statusCode.Int64()
+	if err != nil {
+		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status: %w", ErrMalformedResponse, statusCode.String(), err)
+	}
+	if code < 100 || code > 599 {
+		return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrMalformedResponse, statusCode.String())
+	}
+	return &ProxyResponse{StatusCode: int(code), Header: http.Header{}}, nil
 }
 
 // finish sets the body of a parsed response, decoded from base64 when the function said so, and the headers the
