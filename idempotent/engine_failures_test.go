@@ -68,16 +68,10 @@ func TestReplayDecodeFails(t *testing.T) {
 	ctx := context.Background()
 	mem := memstore.New()
 	req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
-	held := idempotent.Record{ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "first",
-		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(time.Hour)}
-	_, err := mem.Claim(ctx, idempotent.Claim{Record: held, Now: base})
-	require.NoError(t, err)
-	done := held
-	done.Status, done.LeaseEnd, done.Response = idempotent.StatusCompleted, time.Time{}, []byte(`not json`)
-	require.NoError(t, mem.Complete(ctx, done, nil))
+	storeCompleted(t, mem, req.Scope.ID(req.Key), "fp", []byte(`not json`), base)
 	var log eventLog
 	e := idempotent.New(mem, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithOutcomeHook(log.hook))
-	_, err = idempotent.Run(ctx, e, req, idempotent.Spec[string]{}, func(context.Context) (string, error) { return "mine", nil })
+	_, err := idempotent.Run(ctx, e, req, idempotent.Spec[string]{}, func(context.Context) (string, error) { return "mine", nil })
 	var se *idempotent.StoreError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "decode", se.Op)

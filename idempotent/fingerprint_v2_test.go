@@ -531,13 +531,7 @@ func TestLegacyRecordsCompareTheOldWay(t *testing.T) {
 	ctx := context.Background()
 	clk := idempotenttest.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	store := memstore.New()
-	rec := idempotent.Record{ID: scope.ID(key), Status: idempotent.StatusInProgress, Fingerprint: legacyFP,
-		Owner: "old-release", LeaseEnd: clk.Now().Add(time.Minute), ExpiresAt: clk.Now().Add(24 * time.Hour)}
-	existing, err := store.Claim(ctx, idempotent.Claim{Record: rec, Now: clk.Now()})
-	require.NoError(t, err)
-	require.Nil(t, existing)
-	rec.Response = []byte(`"recorded by the old release"`)
-	require.NoError(t, store.Complete(ctx, rec, nil))
+	storeCompleted(t, store, scope.ID(key), legacyFP, []byte(`"recorded by the old release"`), clk.Now())
 	e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithDisabled(false))
 
 	request := func(body string, legacy *int) idempotent.Request {

@@ -461,13 +461,7 @@ func TestMergedReplayFillsCache(t *testing.T) {
 	ctx := context.Background()
 	mem := memstore.New()
 	req := idempotent.Request{Key: "key-1", Fingerprint: "fp"}
-	held := idempotent.Record{ID: req.Scope.ID(req.Key), Status: idempotent.StatusInProgress, Fingerprint: "fp", Owner: "first",
-		LeaseEnd: base.Add(time.Minute), ExpiresAt: base.Add(time.Hour)}
-	_, err := mem.Claim(ctx, idempotent.Claim{Record: held, Now: base})
-	require.NoError(t, err)
-	done := held
-	done.Status, done.LeaseEnd, done.Response = idempotent.StatusCompleted, time.Time{}, []byte(`"recorded"`)
-	require.NoError(t, mem.Complete(ctx, done, nil))
+	storeCompleted(t, mem, req.Scope.ID(req.Key), "fp", []byte(`"recorded"`), base)
 
 	store := &countingMerged{Store: mem}
 	e := idempotent.New(store, idempotent.WithClock(idempotenttest.NewClock(base)), idempotent.WithLocalCache(10, time.Minute))

@@ -33,13 +33,7 @@ func TestRecordKeptWithoutResponse(t *testing.T) {
 			ctx := context.Background()
 			clk := idempotenttest.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 			store := memstore.New()
-			rec := idempotent.Record{ID: scope.ID(key), Fingerprint: tc.stored, Owner: "first",
-				LeaseEnd: clk.Now().Add(time.Minute), ExpiresAt: clk.Now().Add(time.Hour)}
-			existing, err := store.Claim(ctx, idempotent.Claim{Record: rec, Now: clk.Now()})
-			require.NoError(t, err)
-			require.Nil(t, existing)
-			rec.Response = nil
-			require.NoError(t, store.Complete(ctx, rec, nil))
+			storeCompleted(t, store, scope.ID(key), tc.stored, nil, clk.Now())
 
 			var outcomes []idempotent.Outcome
 			e := idempotent.New(store, idempotent.WithClock(clk), idempotent.WithDisabled(false),
@@ -56,7 +50,7 @@ func TestRecordKeptWithoutResponse(t *testing.T) {
 				})
 				return err
 			}
-			err = run(body)
+			err := run(body)
 			require.ErrorIs(t, err, idempotent.ErrResponseUnavailable)
 			assert.NotErrorIs(t, err, idempotent.ErrPayloadMismatch)
 			require.ErrorIs(t, run(`{"amount":2500}`), idempotent.ErrPayloadMismatch)
